@@ -1,0 +1,88 @@
+#include "core/executor.h"
+
+#include <chrono>
+
+#include "absl/strings/str_cat.h"
+
+namespace crabcache::core {
+namespace {
+
+uint64_t MonotonicNanos() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                   std::chrono::steady_clock::now().time_since_epoch())
+                                   .count());
+}
+
+// The limit check shared by every front end; the message names the limit so users can act.
+bool WithinLimits(const CommandSpec& spec, const Command& c, const ExecutorOptions& options,
+                  ResultSink& sink) {
+  const char* what = nullptr;
+  size_t limit = 0;
+  if ((spec.flags & kFlagHasKey) && c.key.size() > options.max_key_bytes) {
+    what = "key";
+    limit = options.max_key_bytes;
+  } else if ((spec.flags & kFlagHasValue) && c.value.size() > options.max_value_bytes) {
+    what = "value";
+    limit = options.max_value_bytes;
+  }
+  if (what == nullptr) return true;
+  const std::string message = absl::StrCat(what, " exceeds max_", what, "_bytes (", limit, ")");
+  sink.OnResult(Result{ResultCode::kError, message, 0, absl::StatusCode::kInvalidArgument});
+  return false;
+}
+
+}  // namespace
+
+std::string_view FrontendName(Frontend frontend) {
+  return frontend == Frontend::kGrpc ? "grpc" : "fastpath";
+}
+
+std::string_view OutcomeName(Outcome outcome) {
+  switch (outcome) {
+    case Outcome::kOk:
+      return "ok";
+    case Outcome::kHit:
+      return "hit";
+    case Outcome::kMiss:
+      return "miss";
+    case Outcome::kError:
+      return "error";
+  }
+  return "unknown";
+}
+
+Outcome OutcomeOf(ResultCode code) {
+  switch (code) {
+    case ResultCode::kHit:
+      return Outcome::kHit;
+    case ResultCode::kMiss:
+    case ResultCode::kNotFound:
+      return Outcome::kMiss;
+    case ResultCode::kError:
+      return Outcome::kError;
+    default:
+      return Outcome::kOk;
+  }
+}
+
+Executor::Executor(Store* store, MetricsSink* metrics, const ExecutorOptions& options)
+    : store_(store), metrics_(metrics), options_(options) {}
+
+void Executor::Execute(Frontend frontend, absl::Span<const Command> batch, ResultSink& sink) const {
+  const uint64_t start_ns = metrics_ != nullptr ? MonotonicNanos() : 0;
+  const ExecContext ctx{*store_, options_, store_->Now()};
+  BatchMetrics m;
+  for (const Command& c : batch) {
+    const CommandSpec& spec = LookupCommand(c.id);
+    const ResultCode code =
+        WithinLimits(spec, c, options_, sink) ? spec.handler(ctx, c, sink) : ResultCode::kError;
+    ++m.counts[static_cast<size_t>(c.id)][static_cast<size_t>(OutcomeOf(code))];
+  }
+  if (metrics_ == nullptr) return;
+  m.frontend = frontend;
+  m.commands = static_cast<uint32_t>(batch.size());
+  m.latency_ns = MonotonicNanos() - start_ns;
+  metrics_->RecordBatch(m);
+}
+
+}  // namespace crabcache::core

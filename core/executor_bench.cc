@@ -1,0 +1,75 @@
+// Micro-benchmark of Executor::Execute on get/set batches, with a sink that appends replies to a
+// byte buffer the way a front end does. Run: build/release/core/core_executor_bench
+#include <string>
+#include <vector>
+
+#include "benchmark/benchmark.h"
+#include "core/executor.h"
+
+namespace crabcache::core {
+namespace {
+
+constexpr int kKeys = 100'000;
+
+class BufferSink : public ResultSink {
+ public:
+  void OnResult(const Result& r) override {
+    out.push_back(static_cast<char>(r.code));
+    out.append(r.value.data(), r.value.size());
+  }
+  std::string out;
+};
+
+struct Fixture {
+  Fixture() : store(StoreOptions{}), executor(&store, nullptr) {
+    for (int i = 0; i < kKeys; ++i) keys.push_back("key:" + std::to_string(i));
+    std::vector<Command> fill;
+    for (const auto& k : keys) fill.push_back(Command::Set(k, value));
+    BufferSink sink;
+    executor.Execute(Frontend::kFastPath, fill, sink);
+  }
+  Store store;
+  Executor executor;
+  std::vector<std::string> keys;
+  const std::string value = std::string(64, 'v');
+};
+
+Fixture& Shared() {
+  static Fixture* f = new Fixture();
+  return *f;
+}
+
+// Arg(0): commands per batch; Arg(1): percent GETs (the rest are SETs).
+void BM_ExecuteBatch(benchmark::State& state) {
+  Fixture& f = Shared();
+  const int batch_size = static_cast<int>(state.range(0));
+  const int get_percent = static_cast<int>(state.range(1));
+  std::vector<Command> batch(batch_size);
+  BufferSink sink;
+  uint64_t i = static_cast<uint64_t>(state.thread_index()) * 7919;
+  for (auto _ : state) {
+    for (int c = 0; c < batch_size; ++c, ++i) {
+      const std::string& key = f.keys[(i * 2654435761u) % kKeys];
+      batch[c] =
+          static_cast<int>(i % 100) < get_percent ? Command::Get(key) : Command::Set(key, f.value);
+    }
+    sink.out.clear();
+    f.executor.Execute(Frontend::kFastPath, batch, sink);
+    benchmark::DoNotOptimize(sink.out.data());
+  }
+  state.SetItemsProcessed(state.iterations() * batch_size);
+}
+BENCHMARK(BM_ExecuteBatch)
+    ->Args({1, 90})
+    ->Args({16, 90})
+    ->Args({64, 90})
+    ->Args({64, 0})
+    ->Args({64, 100})
+    ->Threads(1)
+    ->Threads(2)
+    ->UseRealTime();
+
+}  // namespace
+}  // namespace crabcache::core
+
+BENCHMARK_MAIN();
