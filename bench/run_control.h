@@ -1,0 +1,44 @@
+// The phases every load engine shares: warm-up (unmeasured), measurement, stop. Workers check
+// the phase; the controlling thread drives it and reads the clock.
+#ifndef CRABCACHE_BENCH_RUN_CONTROL_H_
+#define CRABCACHE_BENCH_RUN_CONTROL_H_
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+#include "core/mutex.h"
+
+namespace crabcache::bench {
+
+struct LoadOptions;
+
+uint64_t NowNs();
+
+// Thread-safe: workers call measuring()/stopping()/AddMeasured()/Fail() concurrently.
+class RunControl {
+ public:
+  bool measuring() const { return phase_.load(std::memory_order_relaxed) == kMeasuring; }
+  bool stopping() const { return phase_.load(std::memory_order_relaxed) == kStopping; }
+  void AddMeasured(uint64_t ops) { measured_.fetch_add(ops, std::memory_order_relaxed); }
+  // Records the first failure and stops the run.
+  void Fail(std::string message);
+  std::string failure() const;
+
+  // Runs on the controlling thread while workers run: warm-up, then measurement until the
+  // duration or request count is reached (or a failure), then sets the stop phase. Calls the
+  // options' progress and measure callbacks. Returns the measured seconds.
+  double Drive(const LoadOptions& options);
+
+ private:
+  enum Phase : int { kWarmup = 0, kMeasuring = 1, kStopping = 2 };
+
+  std::atomic<int> phase_{kWarmup};
+  std::atomic<uint64_t> measured_{0};
+  mutable core::Mutex mu_;
+  std::string failure_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace crabcache::bench
+
+#endif  // CRABCACHE_BENCH_RUN_CONTROL_H_

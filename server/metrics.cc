@@ -1,0 +1,198 @@
+#include "server/metrics.h"
+
+#include <algorithm>
+#include <limits>
+#include <map>
+
+namespace crabcache::server {
+namespace {
+
+using prometheus::ClientMetric;
+using prometheus::MetricFamily;
+using prometheus::MetricType;
+
+constexpr std::memory_order kRelaxed = std::memory_order_relaxed;
+
+size_t BucketOf(double value, const double* bounds, size_t n) {
+  return static_cast<size_t>(std::lower_bound(bounds, bounds + n, value) - bounds);
+}
+
+ClientMetric::Label Label(std::string name, std::string value) {
+  return ClientMetric::Label{std::move(name), std::move(value)};
+}
+
+template <size_t N>
+ClientMetric Histogram(const std::array<double, N>& bounds,
+                       const std::array<uint64_t, N + 1>& counts, uint64_t total, double sum,
+                       std::vector<ClientMetric::Label> labels) {
+  ClientMetric m;
+  m.label = std::move(labels);
+  uint64_t cumulative = 0;
+  for (size_t i = 0; i < N; ++i) {
+    cumulative += counts[i];
+    m.histogram.bucket.push_back({cumulative, bounds[i]});
+  }
+  m.histogram.bucket.push_back({total, std::numeric_limits<double>::infinity()});
+  m.histogram.sample_count = total;
+  m.histogram.sample_sum = sum;
+  return m;
+}
+
+}  // namespace
+
+Metrics::Metrics(std::string version, std::string git_commit)
+    : version_(std::move(version)),
+      git_commit_(std::move(git_commit)),
+      stripes_(new Stripe[kStripes]) {}
+
+Metrics::~Metrics() = default;
+
+Metrics::Stripe& Metrics::MyStripe() {
+  // Each thread keeps the stripe it was dealt first; threads rarely share one.
+  thread_local size_t index = next_stripe_.fetch_add(1, kRelaxed) % kStripes;
+  return stripes_[index];
+}
+
+void Metrics::RecordBatch(const core::BatchMetrics& batch) {
+  PerFrontend& fe = MyStripe().fe[static_cast<size_t>(batch.frontend)];
+  for (size_t c = 0; c < core::kNumCommands; ++c) {
+    for (size_t o = 0; o < core::kNumOutcomes; ++o) {
+      if (const uint32_t n = batch.counts[c][o]; n != 0) {
+        fe.commands[c * core::kNumOutcomes + o].fetch_add(n, kRelaxed);
+      }
+    }
+  }
+  fe.size_sum.fetch_add(batch.commands, kRelaxed);
+  fe.size_buckets[BucketOf(batch.commands, kBatchCommandBuckets.data(),
+                           kBatchCommandBuckets.size())]
+      .fetch_add(1, kRelaxed);
+  fe.latency_sum_ns.fetch_add(batch.latency_ns, kRelaxed);
+  fe.latency_buckets[BucketOf(static_cast<double>(batch.latency_ns) * 1e-9,
+                              kBatchSecondsBuckets.data(), kBatchSecondsBuckets.size())]
+      .fetch_add(1, kRelaxed);
+}
+
+void Metrics::AddSource(Source source) {
+  core::MutexLock lock(&mu_);
+  sources_.push_back(std::move(source));
+}
+
+void Metrics::AddCounter(const std::string& name, const std::string& help, Labels labels,
+                         std::function<double()> read) {
+  AddSource(Source{name, help, true, std::move(labels), std::move(read)});
+}
+
+void Metrics::AddGauge(const std::string& name, const std::string& help, Labels labels,
+                       std::function<double()> read) {
+  AddSource(Source{name, help, false, std::move(labels), std::move(read)});
+}
+
+void Metrics::AddStore(const core::Store* store) {
+  AddGauge("crabcache_keys", "Live keys in the store (expired keys not yet reclaimed included).",
+           {}, [store] { return static_cast<double>(store->Stats().keys); });
+  AddGauge("crabcache_memory_used_bytes",
+           "Bytes accounted to entries, index and eviction metadata.", {},
+           [store] { return static_cast<double>(store->Stats().memory_used_bytes); });
+  AddGauge("crabcache_memory_limit_bytes", "The --max_memory limit in bytes (0: unlimited).", {},
+           [store] { return static_cast<double>(store->Stats().memory_limit_bytes); });
+  const std::string policy(core::EvictionPolicyName(store->Stats().eviction));
+  AddCounter("crabcache_evictions_total", "Entries evicted to stay under the memory limit.",
+             {{"policy", policy}},
+             [store] { return static_cast<double>(store->Stats().evictions); });
+  AddCounter("crabcache_expirations_total",
+             "Expired entries reclaimed (on access, by eviction or by the sweeper).", {},
+             [store] { return static_cast<double>(store->Stats().expirations); });
+}
+
+void Metrics::CollectBatches(std::vector<MetricFamily>* out) const {
+  MetricFamily commands{"crabcache_commands_total",
+                        "Commands executed, by front end, command and outcome.",
+                        MetricType::Counter,
+                        {}};
+  MetricFamily sizes{"crabcache_batch_commands",
+                     "Commands per executed batch, by front end.",
+                     MetricType::Histogram,
+                     {}};
+  MetricFamily latency{"crabcache_batch_duration_seconds",
+                       "Time spent executing one batch in the store, by front end.",
+                       MetricType::Histogram,
+                       {}};
+  for (size_t f = 0; f < core::kNumFrontends; ++f) {
+    std::array<uint64_t, kCmdCells> cmd{};
+    std::array<uint64_t, kBatchCommandBuckets.size() + 1> size_buckets{};
+    std::array<uint64_t, kBatchSecondsBuckets.size() + 1> latency_buckets{};
+    uint64_t size_sum = 0, latency_sum_ns = 0;
+    for (size_t s = 0; s < kStripes; ++s) {
+      const PerFrontend& fe = stripes_[s].fe[f];
+      for (size_t i = 0; i < kCmdCells; ++i) cmd[i] += fe.commands[i].load(kRelaxed);
+      for (size_t i = 0; i < size_buckets.size(); ++i) {
+        size_buckets[i] += fe.size_buckets[i].load(kRelaxed);
+      }
+      for (size_t i = 0; i < latency_buckets.size(); ++i) {
+        latency_buckets[i] += fe.latency_buckets[i].load(kRelaxed);
+      }
+      size_sum += fe.size_sum.load(kRelaxed);
+      latency_sum_ns += fe.latency_sum_ns.load(kRelaxed);
+    }
+    // Buckets and count are read separately; derive the count from the buckets so the
+    // exposition is always self-consistent.
+    uint64_t size_total = 0, latency_total = 0;
+    for (uint64_t n : size_buckets) size_total += n;
+    for (uint64_t n : latency_buckets) latency_total += n;
+    const std::string frontend(core::FrontendName(static_cast<core::Frontend>(f)));
+    for (size_t c = 0; c < core::kNumCommands; ++c) {
+      for (size_t o = 0; o < core::kNumOutcomes; ++o) {
+        ClientMetric m;
+        m.label = {Label("command", std::string(core::CommandTable()[c].name)),
+                   Label("frontend", frontend),
+                   Label("outcome", std::string(core::OutcomeName(static_cast<core::Outcome>(o))))};
+        m.counter.value = static_cast<double>(cmd[c * core::kNumOutcomes + o]);
+        commands.metric.push_back(std::move(m));
+      }
+    }
+    sizes.metric.push_back(Histogram(kBatchCommandBuckets, size_buckets, size_total,
+                                     static_cast<double>(size_sum), {Label("frontend", frontend)}));
+    latency.metric.push_back(Histogram(kBatchSecondsBuckets, latency_buckets, latency_total,
+                                       static_cast<double>(latency_sum_ns) * 1e-9,
+                                       {Label("frontend", frontend)}));
+  }
+  out->push_back(std::move(commands));
+  out->push_back(std::move(sizes));
+  out->push_back(std::move(latency));
+}
+
+std::vector<MetricFamily> Metrics::Collect() const {
+  std::vector<MetricFamily> out;
+  CollectBatches(&out);
+  MetricFamily build{
+      "crabcache_build_info", "Build information; the value is always 1.", MetricType::Gauge, {}};
+  ClientMetric info;
+  info.label = {Label("commit", git_commit_), Label("version", version_)};
+  info.gauge.value = 1;
+  build.metric.push_back(std::move(info));
+  out.push_back(std::move(build));
+
+  // Group scrape-time sources by name, in registration order.
+  std::map<std::string, size_t> index;
+  core::MutexLock lock(&mu_);
+  for (const Source& s : sources_) {
+    auto [it, fresh] = index.emplace(s.name, out.size());
+    if (fresh) {
+      out.push_back(
+          MetricFamily{s.name, s.help, s.counter ? MetricType::Counter : MetricType::Gauge, {}});
+    }
+    ClientMetric m;
+    for (const auto& [k, v] : s.labels) m.label.push_back(Label(k, v));
+    std::sort(m.label.begin(), m.label.end());
+    const double value = s.read();
+    if (s.counter) {
+      m.counter.value = value;
+    } else {
+      m.gauge.value = value;
+    }
+    out[it->second].metric.push_back(std::move(m));
+  }
+  return out;
+}
+
+}  // namespace crabcache::server

@@ -1,0 +1,273 @@
+#include "service/cache_service.h"
+
+#include <optional>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "core/command.h"
+#include "core/mutex.h"
+#include "service/status.h"
+#include "service/translate.h"
+
+namespace crabcache::service {
+
+using crabcache::v1::BatchRequest;
+using crabcache::v1::BatchResponse;
+
+// One BatchExecute stream.
+//
+// Pipelining: when a batch has been read it is executed (on the gRPC thread that delivered it)
+// and, if no write is in flight, its response is written while the next batch is read. A batch
+// read while the previous response is still being written is executed into the second response
+// buffer and waits ("pending"); the next read starts only when that write completes. So at most
+// one read and one write are in flight and memory is bounded by one request and two responses.
+//
+// Invariant until Finish: at least one read or write is in flight, so cancellation always
+// surfaces as a failed operation, and Finish is called exactly once, when neither is in flight.
+//
+// Lifetime: created by BatchExecute, deleted by itself in OnDone (after gRPC's last callback).
+// mu_ guards the state machine only; it is never held while calling into gRPC or the executor.
+class CacheService::BatchReactor final
+    : public grpc::ServerBidiReactor<BatchRequest, BatchResponse> {
+ public:
+  explicit BatchReactor(CacheService* service) : service_(service) {
+    service_->open_streams_.fetch_add(1, std::memory_order_relaxed);
+    service_->streams_total_.fetch_add(1, std::memory_order_relaxed);
+    {
+      core::MutexLock lock(&mu_);
+      reading_ = true;
+    }
+    StartRead(&request_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {  // Half-close by the client, cancellation or a broken stream.
+      EndReads(std::nullopt);
+      return;
+    }
+    const size_t limit = service_->options_.max_batch_commands;
+    if (static_cast<size_t>(request_.commands_size()) > limit) {
+      EndReads(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                            absl::StrCat("batch ", request_.id(), " has ", request_.commands_size(),
+                                         " commands; the limit is ", limit)));
+      return;
+    }
+
+    BatchResponse* out;
+    {
+      core::MutexLock lock(&mu_);
+      out = &responses_[1 - write_index_];  // Never the buffer being written.
+    }
+    out->Clear();
+    ExecuteBatch(*service_->executor_, request_, out);
+
+    BatchResponse* to_write = nullptr;
+    bool read_next = false;
+    std::optional<grpc::Status> finish;
+    {
+      core::MutexLock lock(&mu_);
+      reading_ = false;
+      if (reads_done_) {
+        finish = TakeFinishLocked();  // A write failed meanwhile: the stream is broken.
+      } else if (writing_) {
+        pending_ = true;  // OnWriteDone writes it and starts the next read.
+      } else {
+        write_index_ = 1 - write_index_;
+        writing_ = true;
+        to_write = out;
+        read_next = reading_ = true;
+      }
+    }
+    if (to_write != nullptr) StartWrite(to_write);
+    if (read_next) StartRead(&request_);
+    if (finish.has_value()) Finish(*finish);
+  }
+
+  void OnWriteDone(bool ok) override {
+    BatchResponse* to_write = nullptr;
+    bool read_next = false;
+    std::optional<grpc::Status> finish;
+    {
+      core::MutexLock lock(&mu_);
+      writing_ = false;
+      if (!ok) {
+        // The stream is broken (cancelled or the peer went away): drop what is pending and read
+        // no more. A read still in flight fails on its own and finishes the stream.
+        pending_ = false;
+        reads_done_ = true;
+        if (status_.ok()) status_ = grpc::Status(grpc::StatusCode::CANCELLED, "write failed");
+      }
+      if (pending_) {
+        pending_ = false;
+        write_index_ = 1 - write_index_;
+        writing_ = true;
+        to_write = &responses_[write_index_];
+        read_next = reading_ = true;
+      } else {
+        finish = TakeFinishLocked();
+      }
+    }
+    if (to_write != nullptr) StartWrite(to_write);
+    if (read_next) StartRead(&request_);
+    if (finish.has_value()) Finish(*finish);
+  }
+
+  void OnCancel() override {
+    // Nothing to do: every operation in flight completes with ok=false and the state machine
+    // finishes the stream from there.
+  }
+
+  void OnDone() override {
+    service_->open_streams_.fetch_sub(1, std::memory_order_relaxed);
+    delete this;
+  }
+
+ private:
+  // No more reads: finishes the stream once the write in flight (if any) is done. `error`, when
+  // set, is the stream's final status.
+  void EndReads(std::optional<grpc::Status> error) {
+    std::optional<grpc::Status> finish;
+    {
+      core::MutexLock lock(&mu_);
+      reading_ = false;
+      reads_done_ = true;
+      if (error.has_value() && status_.ok()) status_ = *std::move(error);
+      finish = TakeFinishLocked();
+    }
+    if (finish.has_value()) Finish(*finish);
+  }
+
+  // The status to Finish with if the stream is over and nothing is in flight, once only.
+  std::optional<grpc::Status> TakeFinishLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (finished_ || !reads_done_ || reading_ || writing_ || pending_) return std::nullopt;
+    finished_ = true;
+    return status_;
+  }
+
+  // Immutable after construction.
+  CacheService* const service_;
+
+  // Owned by the read path: only one read is in flight, and gRPC orders StartRead before
+  // OnReadDone.
+  BatchRequest request_;
+  // responses_[write_index_] is being written while writing_; responses_[1 - write_index_] is
+  // filled by the read path and, while pending_, waits for that write to end. The buffers are not
+  // guarded themselves: who owns which follows from write_index_/pending_, flipped under mu_.
+  BatchResponse responses_[2];
+
+  core::Mutex mu_;
+  int write_index_ ABSL_GUARDED_BY(mu_) = 1;
+  bool reading_ ABSL_GUARDED_BY(mu_) = false;
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool pending_ ABSL_GUARDED_BY(mu_) = false;     // A response waits for the write in flight.
+  bool reads_done_ ABSL_GUARDED_BY(mu_) = false;  // No read will be started again.
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  grpc::Status status_ ABSL_GUARDED_BY(mu_);  // Final status; OK unless an error was recorded.
+};
+
+namespace {
+
+// Captures the single result of a one-command batch.
+class SingleResultSink : public core::ResultSink {
+ public:
+  explicit SingleResultSink(std::string* hit_value = nullptr) : hit_value_(hit_value) {}
+  void OnResult(const core::Result& result) override {
+    code = result.code;
+    error = result.error;
+    if (result.code == core::ResultCode::kHit && hit_value_ != nullptr) {
+      hit_value_->assign(result.value.data(), result.value.size());
+    } else if (result.code == core::ResultCode::kError) {
+      message.assign(result.value.data(), result.value.size());
+    }
+  }
+  // An error result as a status (OK otherwise).
+  absl::Status status() const {
+    if (code != core::ResultCode::kError) return absl::OkStatus();
+    return absl::Status(error, message);
+  }
+
+  core::ResultCode code = core::ResultCode::kError;
+  absl::StatusCode error = absl::StatusCode::kInternal;
+  std::string message = "no result";
+
+ private:
+  std::string* const hit_value_;
+};
+
+grpc::ServerUnaryReactor* FinishUnary(grpc::CallbackServerContext* context,
+                                      const absl::Status& status) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(status));
+  return reactor;
+}
+
+// Runs one command unless the call is already cancelled or past its deadline.
+bool RunOne(grpc::CallbackServerContext* context, const core::Executor& executor,
+            const core::Command& command, SingleResultSink& sink) {
+  if (context->IsCancelled()) return false;
+  executor.Execute(core::Frontend::kGrpc, absl::MakeConstSpan(&command, 1), sink);
+  return true;
+}
+
+const absl::Status& CancelledStatus() {
+  static const absl::Status* const status = new absl::Status(absl::CancelledError("cancelled"));
+  return *status;
+}
+
+}  // namespace
+
+CacheService::CacheService(const core::Executor* executor, const CacheServiceOptions& options)
+    : executor_(executor), options_(options) {}
+
+grpc::ServerBidiReactor<BatchRequest, BatchResponse>* CacheService::BatchExecute(
+    grpc::CallbackServerContext* context) {
+  return new BatchReactor(this);
+}
+
+grpc::ServerUnaryReactor* CacheService::Get(grpc::CallbackServerContext* context,
+                                            const crabcache::v1::GetRequest* request,
+                                            crabcache::v1::GetResponse* response) {
+  SingleResultSink sink(response->mutable_value());
+  if (!RunOne(context, *executor_, core::Command::Get(request->key()), sink)) {
+    return FinishUnary(context, CancelledStatus());
+  }
+  response->set_found(sink.code == core::ResultCode::kHit);
+  return FinishUnary(context, sink.status());
+}
+
+grpc::ServerUnaryReactor* CacheService::Set(grpc::CallbackServerContext* context,
+                                            const crabcache::v1::SetRequest* request,
+                                            crabcache::v1::SetResponse* response) {
+  const core::Command command =
+      request->ttl_ms() == 0
+          ? core::Command::Set(request->key(), request->value())
+          : core::Command::SetWithTtl(request->key(), request->value(), request->ttl_ms());
+  SingleResultSink sink;
+  if (!RunOne(context, *executor_, command, sink)) return FinishUnary(context, CancelledStatus());
+  return FinishUnary(context, sink.status());
+}
+
+grpc::ServerUnaryReactor* CacheService::Delete(grpc::CallbackServerContext* context,
+                                               const crabcache::v1::DeleteRequest* request,
+                                               crabcache::v1::DeleteResponse* response) {
+  SingleResultSink sink;
+  if (!RunOne(context, *executor_, core::Command::Delete(request->key()), sink)) {
+    return FinishUnary(context, CancelledStatus());
+  }
+  response->set_deleted(sink.code == core::ResultCode::kOk);
+  return FinishUnary(context, sink.status());
+}
+
+grpc::ServerUnaryReactor* CacheService::Ping(grpc::CallbackServerContext* context,
+                                             const crabcache::v1::PingRequest* request,
+                                             crabcache::v1::PingResponse* response) {
+  SingleResultSink sink;
+  if (!RunOne(context, *executor_, core::Command::Ping(), sink)) {
+    return FinishUnary(context, CancelledStatus());
+  }
+  return FinishUnary(context, sink.status());
+}
+
+}  // namespace crabcache::service

@@ -1,0 +1,66 @@
+// The crabcache.v1.Cache service on gRPC's callback API.
+#ifndef CRABCACHE_SERVICE_CACHE_SERVICE_H_
+#define CRABCACHE_SERVICE_CACHE_SERVICE_H_
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "core/executor.h"
+#include "crabcache/v1/cache.grpc.pb.h"
+
+namespace crabcache::service {
+
+struct CacheServiceOptions {
+  // A BatchRequest with more commands fails its stream with INVALID_ARGUMENT.
+  size_t max_batch_commands = 10000;
+};
+
+// Serves BatchExecute (one reactor per stream, see cache_service.cc) and the unary RPCs, all
+// through the shared core executor, on gRPC's callback threads.
+//
+// Thread-safety: gRPC calls the methods concurrently from its threads; the service holds no lock
+// itself (each stream's reactor has its own). The counters are atomics readable from any thread.
+// Ownership: `executor` is not owned and must outlive the service; the service must outlive the
+// grpc::Server it is registered with (i.e. until Server::Wait returns).
+class CacheService final : public crabcache::v1::Cache::CallbackService {
+ public:
+  CacheService(const core::Executor* executor, const CacheServiceOptions& options);
+  CacheService(const CacheService&) = delete;
+  CacheService& operator=(const CacheService&) = delete;
+
+  grpc::ServerBidiReactor<crabcache::v1::BatchRequest, crabcache::v1::BatchResponse>* BatchExecute(
+      grpc::CallbackServerContext* context) override;
+  grpc::ServerUnaryReactor* Get(grpc::CallbackServerContext* context,
+                                const crabcache::v1::GetRequest* request,
+                                crabcache::v1::GetResponse* response) override;
+  grpc::ServerUnaryReactor* Set(grpc::CallbackServerContext* context,
+                                const crabcache::v1::SetRequest* request,
+                                crabcache::v1::SetResponse* response) override;
+  grpc::ServerUnaryReactor* Delete(grpc::CallbackServerContext* context,
+                                   const crabcache::v1::DeleteRequest* request,
+                                   crabcache::v1::DeleteResponse* response) override;
+  grpc::ServerUnaryReactor* Ping(grpc::CallbackServerContext* context,
+                                 const crabcache::v1::PingRequest* request,
+                                 crabcache::v1::PingResponse* response) override;
+
+  // BatchExecute streams currently open (reactor created, OnDone not yet run). For metrics.
+  int64_t open_streams() const { return open_streams_.load(std::memory_order_relaxed); }
+  // BatchExecute streams ever opened. For metrics.
+  uint64_t streams_total() const { return streams_total_.load(std::memory_order_relaxed); }
+
+ private:
+  class BatchReactor;
+
+  // Immutable after construction.
+  const core::Executor* const executor_;
+  const CacheServiceOptions options_;
+
+  // Atomic; updated by reactors on gRPC threads.
+  std::atomic<int64_t> open_streams_{0};
+  std::atomic<uint64_t> streams_total_{0};
+};
+
+}  // namespace crabcache::service
+
+#endif  // CRABCACHE_SERVICE_CACHE_SERVICE_H_

@@ -1,0 +1,98 @@
+#include "service/grpc_server.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+
+#include <algorithm>
+#include <string>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "core/log.h"
+
+namespace crabcache::service {
+namespace {
+
+std::string HostPort(const std::string& address, int port) {
+  const bool ipv6 = absl::StrContains(address, ':') && !absl::StartsWith(address, "[");
+  return ipv6 ? absl::StrCat("[", address, "]:", port) : absl::StrCat(address, ":", port);
+}
+
+absl::Status Validate(const GrpcOptions& options) {
+  if (options.port < 0 || options.port > 65535) {
+    return absl::InvalidArgumentError(absl::StrCat("grpc port out of range: ", options.port));
+  }
+  if (options.address.empty()) return absl::InvalidArgumentError("grpc address is empty");
+  if (options.max_batch_commands == 0) {
+    return absl::InvalidArgumentError("max_batch_commands must be positive");
+  }
+  if (options.max_message_bytes <= 0 || options.max_concurrent_streams <= 0) {
+    return absl::InvalidArgumentError("max_message_bytes and max_concurrent_streams must be > 0");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<GrpcFrontend>> GrpcFrontend::Start(const GrpcOptions& options,
+                                                                  const core::Executor* executor) {
+  if (absl::Status status = Validate(options); !status.ok()) return status;
+  // Both are process-wide switches read when a ServerBuilder is created.
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+
+  auto service = std::make_unique<CacheService>(
+      executor, CacheServiceOptions{.max_batch_commands = options.max_batch_commands});
+  const std::string target = HostPort(options.address, options.port);
+  int bound_port = 0;
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(target, grpc::InsecureServerCredentials(), &bound_port);
+  builder.RegisterService(service.get());
+  builder.SetMaxReceiveMessageSize(options.max_message_bytes);
+  builder.SetMaxSendMessageSize(options.max_message_bytes);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, options.max_concurrent_streams);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr || bound_port == 0) {
+    return absl::UnavailableError(absl::StrCat("cannot serve gRPC on ", target));
+  }
+  server->GetHealthCheckService()->SetServingStatus(true);
+  core::Log(core::LogLevel::kInfo, "grpc listening",
+            {{"address", HostPort(options.address, bound_port)}});
+
+  std::unique_ptr<GrpcFrontend> frontend(new GrpcFrontend(std::move(service), bound_port));
+  core::MutexLock lock(&frontend->mu_);
+  frontend->server_ = std::move(server);
+  return frontend;
+}
+
+GrpcFrontend::GrpcFrontend(std::unique_ptr<CacheService> service, int port)
+    : service_(std::move(service)), port_(port) {}
+
+GrpcFrontend::~GrpcFrontend() { Shutdown(absl::InfinitePast()); }
+
+void GrpcFrontend::SetNotServing() {
+  core::MutexLock lock(&mu_);
+  if (!shut_down_) server_->GetHealthCheckService()->SetServingStatus(false);
+}
+
+void GrpcFrontend::Shutdown(absl::Time deadline) {
+  // Held across the (blocking) shutdown so a concurrent caller returns only once it is over.
+  // No gRPC callback takes mu_, so this cannot deadlock with RPCs in flight.
+  core::MutexLock lock(&mu_);
+  if (shut_down_) return;
+  shut_down_ = true;
+  server_->GetHealthCheckService()->Shutdown();  // NOT_SERVING, and stays so.
+  if (deadline == absl::InfiniteFuture()) {
+    server_->Shutdown();
+  } else {
+    server_->Shutdown(absl::ToChronoTime(std::max(deadline, absl::Now())));
+  }
+  server_->Wait();
+  core::Log(core::LogLevel::kInfo, "grpc stopped",
+            {{"open_streams", absl::StrCat(service_->open_streams())}});
+}
+
+}  // namespace crabcache::service

@@ -1,0 +1,80 @@
+// The gRPC front end as crabcached's main sees it: start, report the port, go NOT_SERVING, stop.
+#ifndef CRABCACHE_SERVICE_GRPC_SERVER_H_
+#define CRABCACHE_SERVICE_GRPC_SERVER_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "core/executor.h"
+#include "core/mutex.h"
+#include "service/cache_service.h"
+
+namespace grpc {
+class Server;
+}  // namespace grpc
+
+namespace crabcache::service {
+
+struct GrpcOptions {
+  // Host or IP to bind ("0.0.0.0", "127.0.0.1", "::"); IPv6 literals need no brackets.
+  std::string address = "0.0.0.0";
+  // 0 picks a free port (see GrpcFrontend::port()).
+  int port = 50051;
+  // A BatchRequest with more commands fails its stream with INVALID_ARGUMENT.
+  size_t max_batch_commands = 10000;
+  // Largest message received or sent; a larger one fails the call with RESOURCE_EXHAUSTED.
+  int max_message_bytes = 64 << 20;
+  // HTTP/2 streams (concurrent RPCs) per client connection.
+  int max_concurrent_streams = 1024;
+};
+
+// The running gRPC server: crabcache.v1.Cache, grpc.health.v1.Health (SERVING until
+// SetNotServing or Shutdown) and server reflection, on one insecure listener.
+//
+// Thread-safety: every method may be called from any thread, concurrently.
+// Ownership: `executor` is not owned and must outlive the frontend. Destroying the frontend
+// shuts it down at once (Shutdown(absl::InfinitePast())) if Shutdown was not called.
+class GrpcFrontend {
+ public:
+  // Binds and starts serving. Fails with kInvalidArgument for bad options and kUnavailable when
+  // the address cannot be bound. REQUIRES: executor != nullptr.
+  static absl::StatusOr<std::unique_ptr<GrpcFrontend>> Start(const GrpcOptions& options,
+                                                             const core::Executor* executor);
+  ~GrpcFrontend();
+  GrpcFrontend(const GrpcFrontend&) = delete;
+  GrpcFrontend& operator=(const GrpcFrontend&) = delete;
+
+  // The bound port (the chosen one when options.port was 0).
+  int port() const { return port_; }
+
+  // Health answers NOT_SERVING from now on (for every service name); RPCs still run. Call at the
+  // start of a graceful shutdown so load balancers drain the instance.
+  void SetNotServing();
+
+  // Stops accepting RPCs, lets RPCs in flight run until `deadline`, then cancels the rest, and
+  // returns once every RPC has finished (OnDone ran). Idempotent; later calls return at once.
+  void Shutdown(absl::Time deadline);
+
+  // BatchExecute streams open now / ever. For metrics; cheap (relaxed atomics).
+  int64_t open_streams() const { return service_->open_streams(); }
+  uint64_t streams_total() const { return service_->streams_total(); }
+
+ private:
+  GrpcFrontend(std::unique_ptr<CacheService> service, int port);
+
+  // Immutable after Start. Declared before server_ so it is destroyed after it.
+  const std::unique_ptr<CacheService> service_;
+  const int port_;
+
+  core::Mutex mu_;
+  std::unique_ptr<grpc::Server> server_ ABSL_GUARDED_BY(mu_);
+  bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace crabcache::service
+
+#endif  // CRABCACHE_SERVICE_GRPC_SERVER_H_

@@ -1,0 +1,45 @@
+// Translation between crabcache.v1 protos and core commands/results.
+//
+// Requests become core::Commands whose key and value are views into the request's bytes fields:
+// nothing is copied on the way in, so the request must outlive the execution. Results are
+// appended straight into the response proto (a GET hit is copied once, under the shard lock).
+#ifndef CRABCACHE_SERVICE_TRANSLATE_H_
+#define CRABCACHE_SERVICE_TRANSLATE_H_
+
+#include <optional>
+
+#include "core/command.h"
+#include "core/executor.h"
+#include "crabcache/v1/cache.pb.h"
+
+namespace crabcache::service {
+
+// The core command for `command`, or nullopt when no operation is set. Views point into
+// `command`.
+std::optional<core::Command> ToCoreCommand(const crabcache::v1::Command& command);
+
+// Fills `out` (which need not be empty) with the v1 form of a core result.
+void ToProtoResult(const core::Result& result, crabcache::v1::Result* out);
+
+// Appends one v1::Result per core result to a response. Not thread-safe (one batch at a time).
+class ProtoResultSink : public core::ResultSink {
+ public:
+  // `results` is not owned and must outlive the sink.
+  explicit ProtoResultSink(google::protobuf::RepeatedPtrField<crabcache::v1::Result>* results)
+      : results_(results) {}
+  void OnResult(const core::Result& result) override { ToProtoResult(result, results_->Add()); }
+
+ private:
+  google::protobuf::RepeatedPtrField<crabcache::v1::Result>* const results_;
+};
+
+// Executes every command of `request` in order and appends one result per command to
+// `response->results` (`response->id` is set to the request's id). Commands without an
+// operation get an ERROR result in place; the others run through `executor` in as few batches
+// as possible (one when every command is valid). REQUIRES: `response` is empty (Clear()ed).
+void ExecuteBatch(const core::Executor& executor, const crabcache::v1::BatchRequest& request,
+                  crabcache::v1::BatchResponse* response);
+
+}  // namespace crabcache::service
+
+#endif  // CRABCACHE_SERVICE_TRANSLATE_H_

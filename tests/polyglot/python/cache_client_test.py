@@ -1,0 +1,189 @@
+#!/usr/bin/python3
+"""Python client test for crabcache.v1.Cache (Debian python3-grpcio + python3-protobuf).
+
+Usage: cache_client_test.py --target HOST:PORT --out_dir DIR [--fastpath_port N]
+
+Stubs are generated into DIR at test time from proto/crabcache/v1/cache.proto (grpc_tools when
+installed, else protoc with grpc_python_plugin); nothing generated is committed. With a fast
+path port, a key written over gRPC is read over the fast path and the other way round.
+"""
+
+import argparse
+import importlib
+import os
+import socket
+import struct
+import subprocess
+import sys
+import unittest
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+PROTO_ROOT = os.path.join(REPO, "proto")
+PROTO = "crabcache/v1/cache.proto"
+
+ARGS = None
+pb = None  # crabcache.v1.cache_pb2
+pb_grpc = None  # crabcache.v1.cache_pb2_grpc
+
+
+def generate_stubs(out_dir):
+    os.makedirs(out_dir, exist_ok=True)
+    try:
+        importlib.import_module("grpc_tools.protoc")
+        command = [sys.executable, "-m", "grpc_tools.protoc"]
+        plugin = []
+    except ImportError:
+        command = ["protoc"]
+        plugin = ["--plugin=protoc-gen-grpc_python=/usr/bin/grpc_python_plugin"]
+    subprocess.run(command + plugin + [f"--proto_path={PROTO_ROOT}", f"--python_out={out_dir}",
+                                       f"--grpc_python_out={out_dir}", PROTO], check=True)
+    sys.path.insert(0, out_dir)
+    global pb, pb_grpc
+    pb = importlib.import_module("crabcache.v1.cache_pb2")
+    pb_grpc = importlib.import_module("crabcache.v1.cache_pb2_grpc")
+
+
+class FastPath:
+    """The smallest fast path client: PUT and GET (docs/protocol.md)."""
+
+    def __init__(self, port):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+
+    def _read(self, n):
+        data = b""
+        while len(data) < n:
+            chunk = self.sock.recv(n - len(data))
+            if not chunk:
+                raise EOFError("fast path connection closed")
+            data += chunk
+        return data
+
+    def put(self, key, value):
+        self.sock.sendall(b"\x02" + struct.pack("<I", len(key)) + key +
+                          struct.pack("<I", len(value)) + value + b"\x00")
+        assert self._read(1) == b"\x10", "PUT did not answer OK"
+
+    def get(self, key):
+        self.sock.sendall(b"\x03" + struct.pack("<I", len(key)) + key)
+        op = self._read(1)
+        if op == b"\x12":
+            return None
+        assert op == b"\x14", f"GET answered {op!r}"
+        (length,) = struct.unpack("<I", self._read(4))
+        return self._read(length)
+
+    def close(self):
+        self.sock.close()
+
+
+class CacheClientTest(unittest.TestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        import grpc  # pylint: disable=import-outside-toplevel
+        cls.grpc = grpc
+        cls.channel = grpc.insecure_channel(ARGS.target)
+        grpc.channel_ready_future(cls.channel).result(timeout=10)
+        cls.stub = pb_grpc.CacheStub(cls.channel)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.channel.close()
+
+    def test_batch_execute_stream(self):
+        # --8<-- [start:python-batch]
+        def batches():
+            yield pb.BatchRequest(id=1, commands=[
+                pb.Command(set=pb.Set(key=b"py:greeting", value=b"hello", ttl_ms=60000)),
+                pb.Command(get=pb.Get(key=b"py:greeting")),
+                pb.Command(get=pb.Get(key=b"py:missing")),
+            ])
+            yield pb.BatchRequest(id=2, commands=[
+                pb.Command(ttl=pb.Ttl(key=b"py:greeting")),
+                pb.Command(delete=pb.Delete(key=b"py:greeting")),
+                pb.Command(delete=pb.Delete(key=b"py:greeting")),
+                pb.Command(ping=pb.Ping()),
+            ])
+            yield pb.BatchRequest(id=3)  # An empty batch gets an empty response.
+
+        responses = list(self.stub.BatchExecute(batches(), timeout=10))
+        # --8<-- [end:python-batch]
+        self.assertEqual([r.id for r in responses], [1, 2, 3])
+        first, second, third = responses
+        self.assertEqual([r.code for r in first.results], [pb.OK, pb.HIT, pb.MISS])
+        self.assertEqual(first.results[1].value, b"hello")
+        self.assertEqual([r.code for r in second.results],
+                         [pb.OK, pb.OK, pb.NOT_FOUND, pb.PONG])
+        self.assertGreater(second.results[0].ttl_ms, 50000)
+        self.assertEqual(len(third.results), 0)
+
+    def test_many_batches_on_one_stream(self):
+        def batches():
+            for i in range(200):
+                key = f"py:k{i}".encode()
+                yield pb.BatchRequest(id=i, commands=[
+                    pb.Command(set=pb.Set(key=key, value=bytes([i % 256]) * 10)),
+                    pb.Command(get=pb.Get(key=key)),
+                ])
+
+        count = 0
+        for i, response in enumerate(self.stub.BatchExecute(batches(), timeout=30)):
+            self.assertEqual(response.id, i)
+            self.assertEqual(response.results[1].code, pb.HIT)
+            self.assertEqual(response.results[1].value, bytes([i % 256]) * 10)
+            count += 1
+        self.assertEqual(count, 200)
+
+    def test_bad_command_is_an_error_result(self):
+        responses = list(self.stub.BatchExecute(iter([
+            pb.BatchRequest(id=9, commands=[pb.Command(), pb.Command(ping=pb.Ping())])
+        ]), timeout=10))
+        self.assertEqual([r.code for r in responses[0].results], [pb.ERROR, pb.PONG])
+        self.assertTrue(responses[0].results[0].error.startswith("INVALID_ARGUMENT"))
+
+    def test_oversized_batch_fails_the_stream(self):
+        big = pb.BatchRequest(id=1, commands=[pb.Command(ping=pb.Ping())] * 10001)
+        with self.assertRaises(self.grpc.RpcError) as caught:
+            list(self.stub.BatchExecute(iter([big]), timeout=10))
+        self.assertEqual(caught.exception.code(), self.grpc.StatusCode.INVALID_ARGUMENT)
+
+    def test_unary_calls(self):
+        # --8<-- [start:python-unary]
+        self.stub.Ping(pb.PingRequest(), timeout=5)
+        self.stub.Set(pb.SetRequest(key=b"py:unary", value=b"\x00\xff"), timeout=5)
+        got = self.stub.Get(pb.GetRequest(key=b"py:unary"), timeout=5)
+        assert got.found and got.value == b"\x00\xff"
+        deleted = self.stub.Delete(pb.DeleteRequest(key=b"py:unary"), timeout=5)
+        assert deleted.deleted
+        # --8<-- [end:python-unary]
+        self.assertFalse(self.stub.Get(pb.GetRequest(key=b"py:unary"), timeout=5).found)
+        self.assertFalse(self.stub.Delete(pb.DeleteRequest(key=b"py:unary"), timeout=5).deleted)
+
+    def test_grpc_and_fast_path_share_the_store(self):
+        if not ARGS.fastpath_port:
+            self.skipTest("no fast path port")
+        fast = FastPath(ARGS.fastpath_port)
+        try:
+            self.stub.Set(pb.SetRequest(key=b"x:from-grpc", value=b"g"), timeout=5)
+            self.assertEqual(fast.get(b"x:from-grpc"), b"g")
+            fast.put(b"x:from-fast", b"f\x00")
+            got = self.stub.Get(pb.GetRequest(key=b"x:from-fast"), timeout=5)
+            self.assertTrue(got.found)
+            self.assertEqual(got.value, b"f\x00")
+        finally:
+            fast.close()
+
+
+def main():
+    global ARGS
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--target", required=True)
+    parser.add_argument("--out_dir", required=True)
+    parser.add_argument("--fastpath_port", type=int, default=0)
+    ARGS, rest = parser.parse_known_args()
+    generate_stubs(ARGS.out_dir)
+    unittest.main(argv=[sys.argv[0]] + rest, verbosity=2)
+
+
+if __name__ == "__main__":
+    main()
