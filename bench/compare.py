@@ -14,7 +14,7 @@ how much CPU the load generator or other work took. A memory run then loads 1,00
 (16-byte keys, 10-byte values) into a fresh pair of servers and reports RSS per key.
 
 Writes OUT/latest.md (Markdown tables for docs/benchmarks.md), OUT/latest.json (every run's raw
-figures) and OUT/ops_per_cpu.svg (gnuplot). Standard library only. Exit status 1 when a server
+figures) and OUT/ops_per_cpu.svg and .png (gnuplot). Standard library only. Exit status 1 when a server
 does not start or a bench run fails (a wrong reply fails a run).
 """
 import argparse
@@ -312,16 +312,17 @@ def render(rows, memory, meta):
 
 
 def chart(rows, path):
-    """Clustered bars of ops per server CPU-second (gRPC rows: CrabCache only)."""
+    """Clustered bars of ops per server CPU-second, as `path` (SVG) and the same name with .png.
+    A gRPC row's Redis bar is its reference row's (Redis at pipeline 16, or 1 for unary)."""
     data = path + ".dat"
+    by_name = {r["name"]: r for r in rows}
     with open(data, "w", encoding="utf-8") as f:
         for r in rows:
-            redis = r["redis"]["ops_per_server_cpu_second"] if r.get("redis") else 0
+            ref = by_name.get(r["reference"], {}).get("redis")
+            redis = ref["ops_per_server_cpu_second"] if ref else 0
             f.write(f"\"{r['name']}\" {r['crabcache']['ops_per_server_cpu_second']:.0f} "
                     f"{redis:.0f}\n")
-    script = f"""set terminal svg size 960,460 dynamic font 'sans,11' background '#ffffff'
-set output '{path}'
-set title 'Operations per server CPU-second (higher is better; same load, same machine)'
+    plot = f"""set title 'Operations per server CPU-second (higher is better; same load, same machine)'
 set style data histograms
 set style histogram clustered gap 1
 set style fill solid 0.85 border -1
@@ -332,8 +333,14 @@ set yrange [0:*]
 set key top left
 set grid ytics
 plot '{data}' using 2:xtic(1) title 'CrabCache' lc rgb '#c0392b', \\
-     '' using 3 title 'redis-server' lc rgb '#2c3e50'
+     '' using 3 title 'redis-server (gRPC rows: Redis pipeline 16; unary: pipeline 1)' \\
+       lc rgb '#2c3e50'
 """
+    png = os.path.splitext(path)[0] + ".png"
+    script = (f"set terminal svg size 960,460 dynamic font 'sans,11' background '#ffffff'\n"
+              f"set output '{path}'\n{plot}"
+              f"set terminal pngcairo size 960,460 font 'sans,10' background '#ffffff'\n"
+              f"set output '{png}'\nreplot\n")
     subprocess.run(["gnuplot"], input=script, text=True, check=True)
     os.unlink(data)
 
@@ -441,7 +448,7 @@ def main():
         json.dump({"meta": meta, "rows": rows, "memory": memory, "runs": runs}, f, indent=1)
     if rows:
         chart(rows, os.path.join(args.out, "ops_per_cpu.svg"))
-    log(f"wrote {args.out}/latest.md, latest.json and ops_per_cpu.svg")
+    log(f"wrote {args.out}/latest.md, latest.json and ops_per_cpu.svg/.png")
     return 0
 
 
