@@ -158,7 +158,8 @@ def run_bench(build, args, port, pid, extra):
 
 
 def median_of(runs):
-    return {k: statistics.median(r[k] for r in runs) for k in METRICS if runs}
+    """Per-metric medians; None for a metric (or every metric) without runs."""
+    return {k: statistics.median(r[k] for r in runs) if runs else None for k in METRICS}
 
 
 def memory_run(build, servers, keys):
@@ -206,6 +207,8 @@ def fmt_int(x):
 
 
 def lat(m):
+    if m["p50_us"] is None:
+        return "-"
     return f"{m['p50_us']:.0f} / {m['p99_us']:.0f} / {m['p999_us']:.0f}"
 
 
@@ -220,6 +223,8 @@ def targets(rows, memory):
             return
         value = ratio(c["crabcache"]["ops_per_server_cpu_second"],
                       r["redis"]["ops_per_server_cpu_second"])
+        if value is None:
+            return
         out.append((label, f"{value:.2f}x", f">= {goal}x", value >= goal))
 
     cpu_target("fast path ops/server-CPU-s vs Redis, pipeline 1", "pipeline 1", "pipeline 1", 1.0)
@@ -231,20 +236,22 @@ def targets(rows, memory):
                "pipeline 16", 1.5)
     if memory:
         per_key = memory["crabcache"]["delta_per_key"]
-        out.append(("RSS per key, 1M keys (16 B keys, 10 B values)",
+        out.append(("RSS growth per key, 16 B keys, 10 B values",
                     f"{per_key:.1f} B (Redis {memory['redis']['delta_per_key']:.1f} B)",
                     "<= 48 B", per_key <= 48))
     p1 = by_name.get("pipeline 1")
     if p1 and p1.get("redis"):
         c, r = p1["crabcache"]["p99_us"], p1["redis"]["p99_us"]
-        out.append(("p99 latency at pipeline 1, 50 connections", f"{c:.0f} us (Redis {r:.0f} us)",
-                    "<= Redis", c <= r))
+        if c is not None and r is not None:
+            out.append(("p99 latency at pipeline 1, 50 connections",
+                        f"{c:.0f} us (Redis {r:.0f} us)", "<= Redis", c <= r))
     return out
 
 
 def render(rows, memory, meta):
     lines = [
-        f"Measured {meta['date']} on {meta['machine']}; CrabCache {meta['commit']}, "
+        f"Measured {meta['date']} on {meta['machine']} (1-minute load average "
+        f"{meta['loadavg']}); CrabCache {meta['commit']}, "
         f"redis-server {meta['redis_version']} (persistence off). Medians of {meta['rounds']} "
         f"rounds, {meta['duration']} s measured after {meta['warmup']} s of warm-up per run, "
         "servers run in alternation. Load: crabcache-bench, 50 connections, 90 % GET, 100,000 "
@@ -293,7 +300,8 @@ def render(rows, memory, meta):
         c, d = memory["crabcache"], memory["redis"]
         lines += [
             "",
-            "### Memory: 1,000,000 keys (16-byte keys, 10-byte values)",
+            f"### Memory: {meta['memory_keys']:,} keys (16-byte keys, 10-byte values), loaded "
+            "pipelined (fast path or RESP), RSS from /proc/PID/status",
             "",
             "| server | RSS before | RSS after | RSS growth per key | RSS per key (total) |",
             "|---|---:|---:|---:|---:|",
@@ -320,8 +328,8 @@ def chart(rows, path):
         for r in rows:
             ref = by_name.get(r["reference"], {}).get("redis")
             redis = ref["ops_per_server_cpu_second"] if ref else 0
-            f.write(f"\"{r['name']}\" {r['crabcache']['ops_per_server_cpu_second']:.0f} "
-                    f"{redis:.0f}\n")
+            crab = r["crabcache"]["ops_per_server_cpu_second"] or 0
+            f.write(f"\"{r['name']}\" {crab:.0f} {redis or 0:.0f}\n")
     plot = f"""set title 'Operations per server CPU-second (higher is better; same load, same machine)'
 set style data histograms
 set style histogram clustered gap 1
@@ -366,6 +374,14 @@ def machine():
     return f"{os.cpu_count()} x {model}, Linux {platform.release()}"
 
 
+def loadavg():
+    try:
+        with open("/proc/loadavg", encoding="ascii") as f:
+            return f.read().split()[0]
+    except OSError:
+        return "?"
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -391,6 +407,7 @@ def main():
     extra = ["--duration", str(args.duration), "--warmup", str(args.warmup)]
 
     runs = {w[0]: {"crabcache": [], "redis": []} for w in workloads}
+    load_start = loadavg()
     memory = None
     with tempfile.TemporaryDirectory(prefix="crabcache-compare-") as tmp:
         servers = Servers(args.build, tmp, args.crabcached_arg)
@@ -399,11 +416,11 @@ def main():
             crab, info = servers.start_crabcached()
             for rnd in range(args.rounds):
                 for name, crab_args, redis_args, _ in workloads:
-                    if crab_args[1] == "binary" and not info.get("fastpath_port"):
-                        continue
                     crab_port = info["grpc_port"] if crab_args[1] == "grpc" else \
-                        info["fastpath_port"]
-                    order = [("crabcache", crab_args, crab_port, crab.pid)]
+                        info.get("fastpath_port")
+                    order = []
+                    if crab_port:  # Without a fast path, Redis still runs for the gRPC rows.
+                        order.append(("crabcache", crab_args, crab_port, crab.pid))
                     if redis_args:
                         order.append(("redis", redis_args, redis_port, redis.pid))
                     if rnd % 2:
@@ -426,8 +443,6 @@ def main():
 
     rows = []
     for name, _, redis_args, reference in workloads:
-        if not runs[name]["crabcache"]:
-            continue
         row = {"name": name, "reference": reference,
                "crabcache": median_of(runs[name]["crabcache"])}
         if redis_args:
@@ -437,7 +452,8 @@ def main():
                                    check=False).stdout.split()[2].removeprefix("v=")
     meta = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine(),
             "commit": git_commit(), "redis_version": redis_version, "rounds": args.rounds,
-            "duration": args.duration, "warmup": args.warmup,
+            "duration": args.duration, "warmup": args.warmup, "memory_keys": args.memory_keys,
+            "loadavg": f"{load_start} at the start, {loadavg()} at the end",
             "command": "/usr/bin/python3 bench/compare.py " + " ".join(sys.argv[1:])}
     report = render(rows, memory, meta)
     print(report)
