@@ -29,20 +29,30 @@ Kubernetes' 63-character label limit.
 {{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
-{{/* Standard labels (https://kubernetes.io/docs/concepts/overview/working-with-objects/common-labels/). */}}
-{{- define "crabcache.labels" -}}
+{{/*
+Standard labels (https://kubernetes.io/docs/concepts/overview/working-with-objects/common-labels/).
+The component is part of the selector so that the helm test pod (component "test") is never
+an endpoint of the Services nor counted by the PodDisruptionBudget.
+*/}}
+{{- define "crabcache.commonLabels" -}}
 helm.sh/chart: {{ include "crabcache.chart" . }}
-{{ include "crabcache.selectorLabels" . }}
+app.kubernetes.io/name: {{ include "crabcache.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/version: {{ include "crabcache.imageTag" . | trunc 63 | quote }}
-app.kubernetes.io/component: cache
 app.kubernetes.io/part-of: crabcache
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 
-{{/* Selector labels: immutable on a StatefulSet, so only name and instance. */}}
+{{- define "crabcache.labels" -}}
+{{ include "crabcache.commonLabels" . }}
+app.kubernetes.io/component: cache
+{{- end }}
+
+{{/* Selector labels: immutable on a StatefulSet. */}}
 {{- define "crabcache.selectorLabels" -}}
 app.kubernetes.io/name: {{ include "crabcache.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: cache
 {{- end }}
 
 {{/* Label that the NetworkPolicy admits on the client ports. */}}
