@@ -3,22 +3,24 @@
 # seconds. helm comes from tools/fetch-helm.sh (the npm kubectl layer), node_modules of this
 # folder from tools/install-deps.sh test (npm ci).
 #
-#   helm_checks.sh lint          helm lint --strict, default and all-features values
-#   helm_checks.sh template      render both, validate against the Kubernetes API schemas
+#   helm_checks.sh lint          helm lint --strict: default, all-features and minimal values
+#   helm_checks.sh template      render all three, validate against the Kubernetes API schemas
 #                                (validate_manifests.mjs) and the chart's promises (check_chart.mjs)
 #   helm_checks.sh bad-values    every tests/deploy/bad-values/*.yaml must be refused, with the
 #                                error its "# expect:" line names (see mode_bad_values)
 #   helm_checks.sh prometheus    deploy/prometheus/prometheus.yml: promtool, and its relabelling
 #                                applied to the rendered chart's pods (check_prometheus.mjs)
 #   helm_checks.sh flags CRABCACHED
-#                                every flag the chart passes (both value sets) exists in
-#                                `crabcached --helpfull`; the default flags start a real server
+#                                every flag the chart passes (all three value sets) exists in
+#                                `crabcached --helpfull`; the default and minimal flags start a
+#                                real server that exits 0 on SIGTERM
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 here="$root/tests/deploy"
 chart="$root/helm/crabcache"
 all_values="$chart/ci/all-features-values.yaml"
+min_values="$chart/ci/minimal-values.yaml"
 helm="$("$root/tools/fetch-helm.sh" --print)/helm"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
@@ -42,16 +44,20 @@ render() {  # render NAME [helm args...] -> $work/NAME.yaml
 mode_lint() {
   "$helm" lint --strict "$chart"
   "$helm" lint --strict "$chart" -f "$all_values"
+  "$helm" lint --strict "$chart" -f "$min_values"
 }
 
 mode_template() {
   need_node_modules
   render default
   render all-features -f "$all_values"
-  node "$here/validate_manifests.mjs" "$work/default.yaml" "$work/all-features.yaml"
+  render minimal -f "$min_values"
+  node "$here/validate_manifests.mjs" "$work/default.yaml" "$work/all-features.yaml" \
+    "$work/minimal.yaml"
   # The default --max_memory is memory.limitPercent (75) of the limit.
   node "$here/check_chart.mjs" "$work/default.yaml" --max-memory-percent 75
   node "$here/check_chart.mjs" "$work/all-features.yaml"
+  node "$here/check_chart.mjs" "$work/minimal.yaml"
   # Every optional object is really rendered when its feature is on.
   local kind
   for kind in StatefulSet Service PodDisruptionBudget ServiceAccount NetworkPolicy \
@@ -124,53 +130,34 @@ container_args() {
   ' "$1"
 }
 
-mode_flags() {
-  local server="${1:-}"
-  [[ -x "$server" ]] || fail "usage: helm_checks.sh flags PATH/TO/crabcached"
-  render default
-  render all-features -f "$all_values"
-  "$server" --helpfull >"$work/helpfull.txt" 2>&1 || true
-  grep -q -- "--grpc_port" "$work/helpfull.txt" || fail "crabcached --helpfull lists no flags"
-  local file arg name unknown=0 total=0
-  for file in default all-features; do
-    container_args "$work/$file.yaml" >"$work/$file.args"
-    [[ -s "$work/$file.args" ]] || fail "no container args found in the $file render"
-    while read -r arg; do
-      name="${arg%%=*}"
-      name="${name#--}"
-      total=$((total + 1))
-      if ! grep -qE -- "^ +--${name} \(" "$work/helpfull.txt"; then
-        echo "FAIL the chart ($file values) passes --$name, which crabcached does not define" >&2
-        unknown=$((unknown + 1))
-      fi
-    done <"$work/$file.args"
-  done
-  ((unknown == 0)) || fail "$unknown unknown flag(s)"
-  echo "flags: all $total flags of both renders exist in crabcached --helpfull"
-
-  # Start the server with exactly the default render's flags, ports moved to free ones on
-  # loopback, and wait for its ready file: proves the values parse and validate together.
-  local run_args=()
+# Starts crabcached with the flags of one render (ports moved to free ones on loopback, no
+# shutdown delay) and waits
+# for its ready file, then stops it with SIGTERM and expects exit status 0.
+run_with_render_flags() {  # SERVER ARGS-FILE
+  local server="$1" args_file="$2" arg run_args=()
   while read -r arg; do
     case "$arg" in
       --address=*) run_args+=(--address=127.0.0.1) ;;
-      --port=* | --grpc_port=*) run_args+=("${arg%%=*}=0") ;;
-      --metrics_address=*) run_args+=(--metrics_address=127.0.0.1:0) ;;
+      --port=* | --grpc_port=* | --health_port=*) run_args+=("${arg%%=*}=0") ;;
+      --metrics_address=?*) run_args+=(--metrics_address=127.0.0.1:0) ;;
+      # Nobody routes to this server: skip the load-balancer delay, keep the test fast.
+      --shutdown_delay=*) run_args+=(--shutdown_delay=0s) ;;
       *) run_args+=("$arg") ;;
     esac
-  done <"$work/default.args"
+  done <"$args_file"
+  rm -f "$work/ready.json"
   "$server" "${run_args[@]}" --ready_file="$work/ready.json" >"$work/server.log" 2>&1 &
   local pid=$! i
-  for ((i = 0; i < 200; i++)); do
+  for ((i = 0; i < 200; i++)); do  # At most 10 s.
     [[ -s "$work/ready.json" ]] && break
     kill -0 "$pid" 2>/dev/null || break
     sleep 0.05
   done
   if [[ ! -s "$work/ready.json" ]]; then
-    kill "$pid" 2>/dev/null || true
+    kill -KILL "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
     cat "$work/server.log" >&2
-    fail "crabcached did not come up with the chart's default flags: ${run_args[*]}"
+    fail "crabcached did not come up with the flags of $(basename "$args_file"): ${run_args[*]}"
   fi
   kill -TERM "$pid"
   local rc=0
@@ -179,7 +166,51 @@ mode_flags() {
     cat "$work/server.log" >&2
     fail "crabcached exited $rc after SIGTERM (the chart's drain expects 0)"
   fi
-  echo "flags: crabcached started with the chart's default flags and exited 0 on SIGTERM"
+  echo "flags: crabcached ran with the flags of $(basename "$args_file" .args) and exited 0 on SIGTERM"
+}
+
+mode_flags() {
+  local server="${1:-}"
+  [[ -x "$server" ]] || fail "usage: helm_checks.sh flags PATH/TO/crabcached"
+  render default
+  render all-features -f "$all_values"
+  render minimal -f "$min_values"
+  "$server" --helpfull >"$work/helpfull.txt" 2>&1 || true
+  grep -qE -- "^ +--grpc_port \(" "$work/helpfull.txt" || fail "crabcached --helpfull lists no flags"
+  # Flags of FLAGS.md that the chart already wires (auth.*, tls.*) but the security issue has not
+  # added to crabcached yet. Each is allowed to be missing, loudly; once crabcached defines it,
+  # this test fails until it is taken off the list, so the list cannot go stale.
+  local pending=" auth_token_file tls_cert tls_key tls_client_ca "
+  local file arg name unknown=0 total=0 stale=0
+  for name in $pending; do
+    if grep -qE -- "^ +--${name} \(" "$work/helpfull.txt"; then
+      echo "FAIL crabcached now defines --$name: remove it from the pending list in $0" >&2
+      stale=$((stale + 1))
+    else
+      echo "NOTE crabcached does not define --$name yet (security issue); the chart wires it"
+    fi
+  done
+  for file in default all-features minimal; do
+    container_args "$work/$file.yaml" >"$work/$file.args"
+    [[ -s "$work/$file.args" ]] || fail "no container args found in the $file render"
+    while read -r arg; do
+      name="${arg%%=*}"
+      name="${name#--}"
+      if [[ "$pending" == *" $name "* ]]; then
+        continue
+      fi
+      total=$((total + 1))
+      if ! grep -qE -- "^ +--${name} \(" "$work/helpfull.txt"; then
+        echo "FAIL the chart ($file values) passes --$name, which crabcached does not define" >&2
+        unknown=$((unknown + 1))
+      fi
+    done <"$work/$file.args"
+  done
+  ((unknown == 0 && stale == 0)) || fail "$unknown unknown flag(s), $stale stale pending flag(s)"
+  echo "flags: all $total checked flags of the three renders exist in crabcached --helpfull"
+  # The all-features render names Secret files that exist only in a pod; the other two run here.
+  run_with_render_flags "$server" "$work/default.args"
+  run_with_render_flags "$server" "$work/minimal.args"
 }
 
 case "${1:-}" in
