@@ -41,7 +41,29 @@ render() {  # render NAME [helm args...] -> $work/NAME.yaml
   "$helm" template crabcache "$chart" --namespace cache "$@" >"$work/$name.yaml"
 }
 
+# Every key of values.yaml has a comment line right above it (keys inside default list items,
+# e.g. the topology constraints, are data, not values, and are exempt).
+check_values_comments() {
+  awk '
+    BEGIN { listind = -1 }
+    /^[[:space:]]*#/ { commented = 1; next }
+    /^[[:space:]]*$/ { next }
+    {
+      match($0, /^ */); indent = RLENGTH
+      if ($0 ~ /^ *- /) { listind = indent; commented = 0; next }
+      if (listind >= 0 && indent > listind) { commented = 0; next }
+      listind = -1
+      if ($0 ~ /^ *[A-Za-z0-9_."-]+:/ && !commented) {
+        printf "FAIL values.yaml:%d has no comment: %s\n", NR, $0 > "/dev/stderr"; bad++
+      }
+      commented = 0
+    }
+    END { exit bad > 0 }' "$chart/values.yaml" || fail "every value in values.yaml needs a comment"
+  echo "values.yaml: every value has a comment"
+}
+
 mode_lint() {
+  check_values_comments
   "$helm" lint --strict "$chart"
   "$helm" lint --strict "$chart" -f "$all_values"
   "$helm" lint --strict "$chart" -f "$min_values"
