@@ -45,6 +45,8 @@ expect_dockerfile_problem 's#--target crabcached crabcache-cli#--target crabcach
 expect_dockerfile_problem 's#org.opencontainers.image.revision=#org.opencontainers.image.commit=#' \
   "org.opencontainers.image.revision missing"
 expect_dockerfile_problem 's#^ARG VERSION=.*#ARG VERSION=9.9.9#' "versions differ"
+expect_dockerfile_problem 's#-DCRABCACHE_SCRIPT_TESTS=OFF#-DCRABCACHE_SCRIPT_TEST=OFF#' \
+  "passes -DCRABCACHE_SCRIPT_TEST, which no CMakeLists.txt declares"
 
 # The library list: one library dropped, one foreign library added.
 expect_libs_problem() {  # DESCRIPTION TRANSFORM-COMMAND EXPECTED-MESSAGE
