@@ -76,8 +76,8 @@ mode_template() {
   render minimal -f "$min_values"
   node "$here/validate_manifests.mjs" "$work/default.yaml" "$work/all-features.yaml" \
     "$work/minimal.yaml"
-  # The default --max_memory is memory.limitPercent (75) of the limit.
-  node "$here/check_chart.mjs" "$work/default.yaml" --max-memory-percent 75
+  # The default --max_memory is memory.limitPercent (70) of the limit.
+  node "$here/check_chart.mjs" "$work/default.yaml" --max-memory-percent 70
   node "$here/check_chart.mjs" "$work/all-features.yaml"
   node "$here/check_chart.mjs" "$work/minimal.yaml"
   # Every optional object is really rendered when its feature is on.
