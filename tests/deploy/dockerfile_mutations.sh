@@ -39,6 +39,7 @@ expect_dockerfile_problem 's#^COPY tools/install-deps.sh tools/packages.txt tool
 expect_dockerfile_problem 's#^ENTRYPOINT .*#ENTRYPOINT /usr/local/bin/crabcached#' "ENTRYPOINT must be exec-form"
 expect_dockerfile_problem 's#^COPY --from=build /rootfs/ /#COPY --from=builder /rootfs/ /#' "names no earlier stage"
 expect_dockerfile_problem 's#^USER 65532:65532#RUN echo hi\nUSER 65532:65532#' "RUN in the runtime stage"
+# shellcheck disable=SC2016  # ${BUILD_IMAGE} is Dockerfile text, not shell.
 expect_dockerfile_problem 's#^FROM ${BUILD_IMAGE} AS build#FROM ${BUILD_IMAGE} AS compile#' "stages are"
 expect_dockerfile_problem 's#^ARG BUILD_IMAGE=debian:bookworm#ARG BUILD_IMAGE=ubuntu:24.04#' "is not Debian 12"
 expect_dockerfile_problem 's#--target crabcached crabcache-cli#--target crabcached#' "does not build --target crabcache-cli"
