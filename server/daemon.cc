@@ -10,6 +10,7 @@
 #include "absl/strings/str_format.h"
 #include "core/log.h"
 #include "server/build_info.h"
+#include "server/process_metrics.h"
 
 namespace crabcache::server {
 namespace {
@@ -18,6 +19,17 @@ namespace {
 // shard noticeably, large enough to keep up with heavy TTL churn (the sweeper repeats a tick at
 // once while it uses its whole budget).
 constexpr size_t kSweepBudgetPerShard = 64;
+
+// Families both front ends export (one name, one help, a `frontend` label).
+constexpr char kBytesReceived[] = "crabcache_received_bytes_total";
+constexpr char kBytesReceivedHelp[] =
+    "Request payload bytes received (fast path: wire bytes; gRPC: protobuf-encoded messages).";
+constexpr char kBytesSent[] = "crabcache_sent_bytes_total";
+constexpr char kBytesSentHelp[] =
+    "Reply payload bytes sent (fast path: wire bytes; gRPC: protobuf-encoded messages).";
+constexpr char kProtocolErrors[] = "crabcache_protocol_errors_total";
+constexpr char kProtocolErrorsHelp[] =
+    "Requests rejected as malformed or over a limit, by front end and reason.";
 
 }  // namespace
 
@@ -84,11 +96,20 @@ absl::Status Daemon::StartComponents() {
 }
 
 void Daemon::RegisterFrontendMetrics() {
-  service::GrpcFrontend* grpc = grpc_.get();
+  AddProcessMetrics(metrics_.get());
+  const service::CacheService* grpc = &grpc_->service();
+  const Metrics::Labels fe = {{"frontend", "grpc"}};
   metrics_->AddGauge("crabcache_grpc_streams_open", "BatchExecute streams open now.", {},
                      [grpc] { return static_cast<double>(grpc->open_streams()); });
   metrics_->AddCounter("crabcache_grpc_streams_total", "BatchExecute streams opened.", {},
                        [grpc] { return static_cast<double>(grpc->streams_total()); });
+  metrics_->AddCounter(kBytesReceived, kBytesReceivedHelp, fe,
+                       [grpc] { return static_cast<double>(grpc->bytes_in()); });
+  metrics_->AddCounter(kBytesSent, kBytesSentHelp, fe,
+                       [grpc] { return static_cast<double>(grpc->bytes_out()); });
+  metrics_->AddCounter(kProtocolErrors, kProtocolErrorsHelp,
+                       {{"frontend", "grpc"}, {"reason", "batch_too_large"}},
+                       [grpc] { return static_cast<double>(grpc->oversized_batches()); });
   // --- fast path: metrics ---
   // --- fast path: end ---
 }

@@ -67,6 +67,7 @@ class GrpcFrontend {
   // BatchExecute streams open now / ever. For metrics; cheap (relaxed atomics).
   int64_t open_streams() const { return service_->open_streams(); }
   uint64_t streams_total() const { return service_->streams_total(); }
+  const CacheService& service() const { return *service_; }
 
  private:
   GrpcFrontend(std::unique_ptr<CacheService> service, int port, int health_port);
