@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cassert>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -422,7 +423,19 @@ bool EventLoop::Flush(Connection* c) {
 }
 
 void EventLoop::EndTurn(Connection* c) {
-  if (!Flush(c)) return;
+  // Flush, and resume a paused connection as soon as its output is down to half the soft limit
+  // (whichever send got it there), so a paused connection always waits for EPOLLOUT with
+  // output pending, never for nothing.
+  for (;;) {
+    if (!Flush(c)) return;
+    if (c->state != ConnState::kOpen || !c->paused ||
+        c->out.size() > config_.output_soft_limit / 2) {
+      break;
+    }
+    c->paused = false;
+    if (c->in.empty()) break;
+    if (!Process(c, &c->in)) return;
+  }
   const bool flushed = c->out.empty();
   switch (c->state) {
     case ConnState::kOpen:
@@ -450,14 +463,7 @@ void EventLoop::EndTurn(Connection* c) {
   if (scratch_out_.capacity() > kKeepScratchOut) scratch_out_.Release();
 }
 
-void EventLoop::OnWritable(Connection* c) {
-  if (!Flush(c)) return;
-  if (c->state == ConnState::kOpen && c->paused && c->out.size() <= config_.output_soft_limit / 2) {
-    c->paused = false;
-    if (!c->in.empty() && !Process(c, &c->in)) return;
-  }
-  EndTurn(c);
-}
+void EventLoop::OnWritable(Connection* c) { EndTurn(c); }
 
 // Lingering after a malformed frame: read and drop input until the peer closes.
 void EventLoop::Discard(Connection* c) {
@@ -489,6 +495,8 @@ void EventLoop::UpdateInterest(Connection* c) {
       want = EPOLLOUT;
       break;
   }
+  // A live connection always waits for something; "nothing" would strand it.
+  assert(want != 0);
   if (want == c->events) return;
   epoll_event ev{};
   ev.events = want;

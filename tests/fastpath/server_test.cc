@@ -241,8 +241,12 @@ TEST_F(FastPathServerTest, IdleTimeoutClosesAStalledPartialFrameOnly) {
   ASSERT_TRUE(stalled->Flush().ok());
   const uint64_t sent = 1 + 4 + 4 + 1;  // idle's PING, stalled's partial GET.
   ASSERT_TRUE(WaitFor([&] { return server_->Stats().bytes_in >= sent; }));
-  clock_.Advance(999);
-  clock_.Advance(2);
+  // The loop may stamp the frame's start just after bytes_in moved: keep time moving until the
+  // sweep closes it.
+  EXPECT_TRUE(WaitFor([&] {
+    clock_.Advance(100);
+    return server_->Stats().idle_timeout_closes == 1;
+  }));
   EXPECT_TRUE(stalled->WaitForClose().ok());
   EXPECT_EQ(server_->Stats().idle_timeout_closes, 1u);
   EXPECT_TRUE(idle->Ping().ok());  // No partial frame: never timed out.
@@ -281,8 +285,10 @@ TEST_F(FastPathServerTest, AClientThatNeverReadsIsPausedThenCutOff) {
   // Bounded: the soft limit, one batch of replies, the scratch blocks and a read budget.
   EXPECT_LT(paused.buffer_bytes, (64 << 10) + 4 * (33 << 10) + (2 << 20));
   EXPECT_EQ(paused.slow_consumer_disconnects, 0u);
-  clock_.Advance(5001);
-  EXPECT_TRUE(WaitFor([&] { return server_->Stats().slow_consumer_disconnects == 1; }));
+  EXPECT_TRUE(WaitFor([&] {
+    clock_.Advance(100);
+    return server_->Stats().slow_consumer_disconnects == 1;
+  }));
   EXPECT_TRUE(WaitFor([&] { return server_->Stats().connections_open == 1; }));
   EXPECT_TRUE(setup->Ping().ok());
 }
@@ -303,9 +309,13 @@ TEST_F(FastPathServerTest, ABatchPastTheHardLimitClosesTheConnection) {
   EXPECT_TRUE(setup->Ping().ok());
 }
 
-TEST_F(FastPathServerTest, BackpressureDoesNotLoseReplies) {
-  // Replies far above the soft limit, read slowly: every reply arrives, in order.
-  StartServer({.output_soft_limit = 16 << 10, .output_hard_limit = 64 << 20});
+class BackpressureTest : public FastPathServerTest, public ::testing::WithParamInterface<size_t> {};
+
+// Regression: a paused connection whose output drained on the second send of a turn was left
+// registered for no events at all and never served again.
+TEST_P(BackpressureTest, DoesNotLoseReplies) {
+  // Replies far above the soft limit, read as they come: every reply arrives, in order.
+  StartServer({.output_soft_limit = GetParam(), .output_hard_limit = 64 << 20});
   std::unique_ptr<Client> c = ConnectTo(port());
   ASSERT_NE(c, nullptr);
   std::vector<std::string> values;
@@ -328,6 +338,9 @@ TEST_F(FastPathServerTest, BackpressureDoesNotLoseReplies) {
   EXPECT_TRUE(c->Ping().ok());
   EXPECT_EQ(server_->Stats().slow_consumer_disconnects, 0u);
 }
+
+INSTANTIATE_TEST_SUITE_P(SoftLimits, BackpressureTest,
+                         ::testing::Values(size_t{4} << 10, size_t{16} << 10, size_t{200} << 10));
 
 TEST_F(FastPathServerTest, MaxConnectionsRefusesExtraConnectionsCleanly) {
   StartServer({.max_connections = 3});
@@ -404,14 +417,15 @@ TEST_F(FastPathServerTest, ShutdownDeadlineDropsWhatCannotBeFlushed) {
   std::unique_ptr<Client> c = ConnectTo(port());
   ASSERT_NE(c, nullptr);
   ASSERT_TRUE(c->Put("shut", std::string(1 << 20, 'g')).ok());
-  for (int i = 0; i < 64; ++i) c->QueueGet("shut");
+  for (int i = 0; i < 24; ++i) c->QueueGet("shut");  // More than the socket buffers hold.
   const uint64_t before = server_->Stats().bytes_in;
   ASSERT_TRUE(c->Flush().ok());
-  ASSERT_TRUE(WaitFor([&] { return server_->Stats().bytes_in >= before + 64 * 9; }));
-  // The client never reads: Shutdown must still return, at its deadline.
+  ASSERT_TRUE(WaitFor([&] { return server_->Stats().bytes_in >= before + 24 * 9; }));
+  // The client never reads: Shutdown must still return, soon after its deadline (the batch in
+  // progress finishes first; generous bound for sanitizer builds on a loaded machine).
   const absl::Time start = absl::Now();
   server_->Shutdown(start + absl::Milliseconds(200));
-  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(20));
   EXPECT_EQ(server_->Stats().connections_open, 0);
 }
 
@@ -421,11 +435,14 @@ TEST_F(FastPathServerTest, StatsCountTraffic) {
   ASSERT_NE(c, nullptr);
   ASSERT_TRUE(c->Ping().ok());
   ASSERT_TRUE(c->Put("s", "v").ok());
+  // The loop counts a send after it returns, so the client may see the reply first.
+  const uint64_t in = 1 + (1 + 4 + 1 + 4 + 1 + 1), out = 2;
+  EXPECT_TRUE(WaitFor([&] { return server_->Stats().bytes_out >= out; }));
   const ServerStats s = server_->Stats();
   EXPECT_EQ(s.connections_accepted, 1u);
   EXPECT_EQ(s.connections_open, 1);
-  EXPECT_EQ(s.bytes_in, 1u + (1 + 4 + 1 + 4 + 1 + 1));
-  EXPECT_EQ(s.bytes_out, 2u);
+  EXPECT_EQ(s.bytes_in, in);
+  EXPECT_EQ(s.bytes_out, out);
   const std::string json = *c->Stats();
   EXPECT_THAT(json, HasSubstr("\"keys\":1"));
 }
