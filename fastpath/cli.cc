@@ -1,6 +1,6 @@
 // crabcache-cli: one fast path command from the shell.
 //
-//   crabcache-cli [--host H] [--port P] [--timeout SECONDS] [--raw] COMMAND ARGS...
+//   crabcache-cli [--host H] [--port P] [--timeout SECONDS] [--raw|--escaped] COMMAND ARGS...
 //     get KEY                 prints the value                  exit 1 if missing
 //     put KEY VALUE [--ttl S] prints OK
 //     del KEY                 prints OK                         exit 1 if missing
@@ -10,7 +10,8 @@
 //     stats                   prints the JSON
 //
 // Exit codes: 0 success, 1 miss / not found, 2 error (usage, connection, server ERROR).
-// Values print with C escapes for non-printable bytes unless --raw (or stdout is not a terminal).
+// Values print quoted with C escapes on a terminal, as raw bytes otherwise; --raw and --escaped
+// force one or the other.
 #include <unistd.h>
 
 #include <charconv>
@@ -34,7 +35,8 @@ constexpr int kExitMissing = 1;
 constexpr int kExitError = 2;
 
 constexpr char kUsage[] =
-    "usage: crabcache-cli [--host H] [--port P] [--timeout SECONDS] [--raw] COMMAND ARGS...\n"
+    "usage: crabcache-cli [--host H] [--port P] [--timeout SECONDS] [--raw|--escaped] COMMAND "
+    "ARGS...\n"
     "  get KEY | put KEY VALUE [--ttl SECONDS] | del KEY | expire KEY SECONDS | ttl KEY |\n"
     "  ping | stats\n"
     "exit codes: 0 ok, 1 miss or not found, 2 error\n";
@@ -78,8 +80,8 @@ std::optional<std::string> ParseArgs(int argc, char** argv, Args* args) {
       value = name.substr(eq + 1);
       name = name.substr(0, eq);
     }
-    if (name == "raw") {
-      args->raw = true;
+    if (name == "raw" || name == "escaped") {
+      args->raw = name == "raw";
       continue;
     }
     if (name == "help") return std::string();
