@@ -468,5 +468,60 @@ TEST(CodecTest, ReplyParserErrors) {
   EXPECT_EQ(ParseReply(Op(0x14) + U32(10), 10).status, ReplyParseResult::Status::kNeedMore);
 }
 
+// ---- docs/protocol.md's examples, byte for byte ----
+
+std::string Hex(std::string_view bytes) {
+  std::string out;
+  for (unsigned char b : bytes) {
+    static constexpr char kDigits[] = "0123456789abcdef";
+    if (!out.empty()) out += ' ';
+    out += kDigits[b >> 4];
+    out += kDigits[b & 15];
+  }
+  return out;
+}
+
+TEST(CodecTest, DocExamples) {
+  EXPECT_EQ(Hex(Enc(EncodePing)), "01");
+  EXPECT_EQ(Hex(Enc([](Buffer* b) { EncodePut(b, "user:1", "hello"); })),
+            "02 06 00 00 00 75 73 65 72 3a 31 05 00 00 00 68 65 6c 6c 6f 00");
+  EXPECT_EQ(Hex(Enc([](Buffer* b) { EncodePut(b, "user:1", "hello", 60); })),
+            "02 06 00 00 00 75 73 65 72 3a 31 05 00 00 00 68 65 6c 6c 6f 01 3c 00 00 00 00 00 00 "
+            "00");
+  EXPECT_EQ(Hex(Enc([](Buffer* b) { EncodeGet(b, "user:1"); })),
+            "03 06 00 00 00 75 73 65 72 3a 31");
+  EXPECT_EQ(Hex(Enc([](Buffer* b) { EncodeDel(b, "user:1"); })),
+            "04 06 00 00 00 75 73 65 72 3a 31");
+  EXPECT_EQ(Hex(Enc([](Buffer* b) { EncodeExpire(b, "user:1", 30); })),
+            "05 06 00 00 00 75 73 65 72 3a 31 1e 00 00 00 00 00 00 00");
+  EXPECT_EQ(Hex(Enc(EncodeStatsRequest)), "06");
+  EXPECT_EQ(Hex(Enc([](Buffer* b) { EncodeAuth(b, "s3cret"); })),
+            "07 06 00 00 00 73 33 63 72 65 74");
+  EXPECT_EQ(Hex(Enc([](Buffer* b) { EncodeTtl(b, "user:1"); })),
+            "08 06 00 00 00 75 73 65 72 3a 31");
+  EXPECT_EQ(Hex(Enc(EncodeOk)), "10");
+  EXPECT_EQ(Hex(Enc(EncodePong)), "11");
+  EXPECT_EQ(Hex(Enc(EncodeNull)), "12");
+  const std::string error = "INVALID_ARGUMENT: unknown opcode 0x42";
+  EXPECT_EQ(ParseErrorMessage(ParseOne("\x42"), {}), error);
+  EXPECT_EQ(Hex(Enc([&](Buffer* b) { EncodeError(b, error); })),
+            "13 25 00 00 00 49 4e 56 41 4c 49 44 5f 41 52 47 55 4d 45 4e 54 3a 20 75 6e 6b 6e 6f "
+            "77 6e 20 6f 70 63 6f 64 65 20 30 78 34 32");
+  EXPECT_EQ(Hex(Enc([](Buffer* b) { EncodeValue(b, "hello"); })), "14 05 00 00 00 68 65 6c 6c 6f");
+  EXPECT_EQ(Hex(Enc([](Buffer* b) { EncodeStatsReply(b, "{\"keys\":42}"); })),
+            "15 0b 00 00 00 7b 22 6b 65 79 73 22 3a 34 32 7d");
+  EXPECT_EQ(Hex(Enc([](Buffer* b) { EncodeInt(b, 59998); })), "16 5e ea 00 00 00 00 00 00");
+  EXPECT_EQ(Hex(Enc([](Buffer* b) { EncodeInt(b, -1); })), "16 ff ff ff ff ff ff ff ff");
+  EXPECT_EQ(Hex(Enc([](Buffer* b) { EncodeInt(b, -2); })), "16 fe ff ff ff ff ff ff ff");
+  // The pipeline example: two good frames, then the unknown opcode; the PING is never parsed.
+  const std::string pipeline(
+      "\x02\x01\x00\x00\x00k\x01\x00\x00\x00v\x00"
+      "\x03\x01\x00\x00\x00k\x42\x01",
+      20);
+  const StreamResult r = ParseChunks(pipeline, {}, {});
+  ASSERT_EQ(r.frames.size(), 2u);
+  EXPECT_EQ(r.error, ParseError::kUnknownOpcode);
+}
+
 }  // namespace
 }  // namespace crabcache::fastpath
