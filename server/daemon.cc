@@ -80,6 +80,26 @@ absl::Status Daemon::StartComponents() {
   ports_.health = grpc_->health_port();
 
   // --- fast path: start ---
+  auto fastpath = fastpath::Server::Start(
+      fastpath::ServerOptions{
+          .address = config_.address,
+          .port = config_.port,
+          .threads = config_.threads,
+          .limits = {.max_key_bytes = config_.max_key_bytes,
+                     .max_value_bytes = config_.max_value_bytes},
+          .max_connections = config_.max_connections,
+          .output_soft_limit = config_.output_soft_limit,
+          .output_hard_limit = config_.output_hard_limit,
+          .idle_timeout = config_.idle_timeout,
+      },
+      executor_.get());
+  if (!fastpath.ok()) return fastpath.status();
+  fastpath_ = *std::move(fastpath);
+  ports_.fastpath = fastpath_->port();
+  core::Log(core::LogLevel::kInfo, "fast path listening",
+            {{"address", config_.address},
+             {"port", absl::StrCat(ports_.fastpath)},
+             {"threads", absl::StrCat(fastpath_->threads())}});
   // --- fast path: end ---
 
   if (metrics_on) {
@@ -111,6 +131,40 @@ void Daemon::RegisterFrontendMetrics() {
                        {{"frontend", "grpc"}, {"reason", "batch_too_large"}},
                        [grpc] { return static_cast<double>(grpc->oversized_batches()); });
   // --- fast path: metrics ---
+  // Each callback sums the loops' counters (fastpath::Server::Stats) at scrape time.
+  const fastpath::Server* fast = fastpath_.get();
+  const Metrics::Labels fp = {{"frontend", "fastpath"}};
+  auto stat = [fast](auto field) {
+    return [fast, field] { return static_cast<double>(fast->Stats().*field); };
+  };
+  metrics_->AddGauge("crabcache_connections_open", "Client connections open now.", fp,
+                     stat(&fastpath::ServerStats::connections_open));
+  metrics_->AddCounter("crabcache_connections_accepted_total", "Client connections accepted.", fp,
+                       stat(&fastpath::ServerStats::connections_accepted));
+  metrics_->AddCounter("crabcache_connections_rejected_total",
+                       "Client connections refused because of --max_connections.", fp,
+                       stat(&fastpath::ServerStats::connections_rejected));
+  metrics_->AddCounter(kBytesReceived, kBytesReceivedHelp, fp,
+                       stat(&fastpath::ServerStats::bytes_in));
+  metrics_->AddCounter(kBytesSent, kBytesSentHelp, fp, stat(&fastpath::ServerStats::bytes_out));
+  for (size_t i = 0; i < fastpath::kNumParseErrors; ++i) {
+    const auto reason = static_cast<fastpath::ParseError>(i);
+    metrics_->AddCounter(
+        kProtocolErrors, kProtocolErrorsHelp,
+        {{"frontend", "fastpath"}, {"reason", std::string(fastpath::ParseErrorName(reason))}},
+        [fast, i] { return static_cast<double>(fast->Stats().protocol_errors[i]); });
+  }
+  metrics_->AddCounter("crabcache_slow_consumer_disconnects_total",
+                       "Connections closed because their unsent replies passed "
+                       "--output_hard_limit or stayed paused for --idle_timeout.",
+                       fp, stat(&fastpath::ServerStats::slow_consumer_disconnects));
+  metrics_->AddCounter("crabcache_idle_timeout_closes_total",
+                       "Connections closed for holding a partial frame longer than --idle_timeout.",
+                       fp, stat(&fastpath::ServerStats::idle_timeout_closes));
+  metrics_->AddGauge("crabcache_fastpath_buffer_bytes",
+                     "Bytes of I/O buffers the fast path holds (scratch, partial frames, unsent "
+                     "replies).",
+                     {}, stat(&fastpath::ServerStats::buffer_bytes));
   // --- fast path: end ---
 }
 
@@ -127,6 +181,8 @@ void Daemon::Shutdown(absl::Time deadline) {
     if (grpc_ != nullptr) grpc_->Shutdown(deadline);
   });
   // --- fast path: shutdown ---
+  // Stops accepting at once, flushes the replies already computed, closes at the deadline.
+  if (fastpath_ != nullptr) fastpath_->Shutdown(deadline);
   // --- fast path: end ---
   grpc_stop.join();
   if (sweeper_ != nullptr) sweeper_->Stop();

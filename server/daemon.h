@@ -12,6 +12,7 @@
 #include "core/executor.h"
 #include "core/store.h"
 #include "core/sweeper.h"
+#include "fastpath/server.h"
 #include "server/config.h"
 #include "server/metrics.h"
 #include "server/metrics_exposer.h"
@@ -63,6 +64,7 @@ class Daemon {
   std::unique_ptr<core::ExpirySweeper> sweeper_;
   std::unique_ptr<service::GrpcFrontend> grpc_;
   // --- fast path: members ---
+  std::unique_ptr<fastpath::Server> fastpath_;
   // --- fast path: end ---
   std::unique_ptr<MetricsExposer> exposer_;
   BoundPorts ports_;
