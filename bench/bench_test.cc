@@ -246,10 +246,11 @@ TEST(ConfigTest, RejectsBadInput) {
 
 TEST(RespTest, EncodesRequests) {
   auto resp = MakeRespProtocol();
-  std::string out;
+  fastpath::Buffer out;
   resp->AppendSet("k", "v\r\n", &out);
   resp->AppendGet("key", &out);
-  EXPECT_EQ(out, "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$3\r\nv\r\n\r\n*2\r\n$3\r\nGET\r\n$3\r\nkey\r\n");
+  EXPECT_EQ(out.view(),
+            "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$3\r\nv\r\n\r\n*2\r\n$3\r\nGET\r\n$3\r\nkey\r\n");
 }
 
 TEST(RespTest, ParsesEveryReplyKind) {
@@ -292,6 +293,47 @@ TEST(RespTest, RejectsMalformedReplies) {
   EXPECT_EQ(resp->ParseReply("$-2\r\n", &r), -1);
   EXPECT_EQ(resp->ParseReply("$1\r\nab\r\n", &r), -1);
   EXPECT_EQ(resp->ParseReply(std::string(70000, 'a'), &r), -1);
+}
+
+// --- binary (fast path codec) ---
+
+TEST(BinaryTest, EncodesRequestsAsProtocolV1) {
+  auto bin = MakeBinaryProtocol();
+  fastpath::Buffer out;
+  bin->AppendGet("key", &out);
+  EXPECT_EQ(out.view(), std::string_view("\x03\x03\x00\x00\x00key", 8));
+  out.Clear();
+  bin->AppendSet("k", "v", &out);
+  EXPECT_EQ(out.view(), std::string_view("\x02\x01\x00\x00\x00k\x01\x00\x00\x00v\x00", 12));
+}
+
+TEST(BinaryTest, ParsesEveryReplyKind) {
+  auto bin = MakeBinaryProtocol();
+  Reply r;
+  EXPECT_EQ(bin->ParseReply(std::string_view("\x10", 1), &r), 1);
+  EXPECT_EQ(r.kind, ReplyKind::kOk);
+  EXPECT_EQ(bin->ParseReply(std::string_view("\x12\x10", 2), &r), 1);
+  EXPECT_EQ(r.kind, ReplyKind::kNull);
+  EXPECT_EQ(bin->ParseReply(std::string_view("\x14\x02\x00\x00\x00hi", 7), &r), 7);
+  EXPECT_EQ(r.kind, ReplyKind::kValue);
+  EXPECT_EQ(r.value, "hi");
+  EXPECT_EQ(bin->ParseReply(std::string_view("\x13\x03\x00\x00\x00OOM", 8), &r), 8);
+  EXPECT_EQ(r.kind, ReplyKind::kError);
+  EXPECT_EQ(r.value, "OOM");
+  EXPECT_EQ(bin->ParseReply(std::string_view("\x11", 1), &r), 1);
+  EXPECT_EQ(r.kind, ReplyKind::kOther);
+}
+
+TEST(BinaryTest, EveryPrefixNeedsMoreAndGarbageIsMalformed) {
+  auto bin = MakeBinaryProtocol(/*max_reply_bytes=*/100);
+  const std::string full("\x14\x05\x00\x00\x00hello", 10);
+  Reply r;
+  for (size_t n = 0; n < full.size(); ++n) {
+    EXPECT_EQ(bin->ParseReply(std::string_view(full).substr(0, n), &r), 0) << n;
+  }
+  EXPECT_EQ(bin->ParseReply(full, &r), 10);
+  EXPECT_EQ(bin->ParseReply(std::string_view("\x7f", 1), &r), -1);
+  EXPECT_EQ(bin->ParseReply(std::string_view("\x14\xff\x00\x00\x00", 5), &r), -1);  // > 100.
 }
 
 // --- verification ---

@@ -27,11 +27,8 @@ absl::StatusOr<LoadResult> Run(const KeySpace& keys, const LoadOptions& options)
       return RunGrpcLoad(keys, options);
     case ProtocolKind::kResp:
       return RunStreamLoad(*MakeRespProtocol(), keys, options);
-    case ProtocolKind::kBinary: {
-      const auto binary = MakeBinaryProtocol();
-      if (binary == nullptr) return absl::UnimplementedError("no binary protocol in this build");
-      return RunStreamLoad(*binary, keys, options);
-    }
+    case ProtocolKind::kBinary:
+      return RunStreamLoad(*MakeBinaryProtocol(), keys, options);
   }
   return absl::InvalidArgumentError("unknown protocol");
 }

@@ -13,6 +13,7 @@
 #include <string_view>
 
 #include "bench/keyspace.h"
+#include "fastpath/buffer.h"
 
 namespace crabcache::bench {
 
@@ -60,15 +61,18 @@ class Protocol {
   virtual ~Protocol() = default;
   virtual std::string_view name() const = 0;
   // Appends one request to `out`. Does not allocate once `out` has the capacity.
-  virtual void AppendGet(std::string_view key, std::string* out) const = 0;
-  virtual void AppendSet(std::string_view key, std::string_view value, std::string* out) const = 0;
+  virtual void AppendGet(std::string_view key, fastpath::Buffer* out) const = 0;
+  virtual void AppendSet(std::string_view key, std::string_view value,
+                         fastpath::Buffer* out) const = 0;
   // Parses the reply at the start of `in`: returns the bytes it spans (> 0), 0 when `in` holds
   // only part of a reply, or -1 when `in` does not start with a reply of this protocol.
   virtual long ParseReply(std::string_view in, Reply* reply) const = 0;
 };
 
 std::unique_ptr<Protocol> MakeRespProtocol();
-std::unique_ptr<Protocol> MakeBinaryProtocol();
+// CrabCache's fast path, encoded and decoded by fastpath/codec.h. Replies longer than
+// `max_reply_bytes` are malformed.
+std::unique_ptr<Protocol> MakeBinaryProtocol(size_t max_reply_bytes = KeySpace::kMaxValueSize);
 
 }  // namespace crabcache::bench
 

@@ -14,28 +14,29 @@ namespace {
 // The longest header line we wait for before calling the input malformed.
 constexpr size_t kMaxLine = 64 * 1024;
 
-void AppendBulk(std::string_view s, std::string* out) {
+void AppendBulk(std::string_view s, fastpath::Buffer* out) {
   char len[24];
   len[0] = '$';
   const auto [end, ec] = std::to_chars(len + 1, len + sizeof(len) - 2, s.size());
   end[0] = '\r';
   end[1] = '\n';
-  out->append(len, static_cast<size_t>(end + 2 - len));
-  out->append(s);
-  out->append("\r\n", 2);
+  out->Append(len, static_cast<size_t>(end + 2 - len));
+  out->Append(s);
+  out->Append("\r\n", 2);
 }
 
 class RespProtocol final : public Protocol {
  public:
   std::string_view name() const override { return "resp"; }
 
-  void AppendGet(std::string_view key, std::string* out) const override {
-    out->append("*2\r\n$3\r\nGET\r\n");
+  void AppendGet(std::string_view key, fastpath::Buffer* out) const override {
+    out->Append(std::string_view("*2\r\n$3\r\nGET\r\n"));
     AppendBulk(key, out);
   }
 
-  void AppendSet(std::string_view key, std::string_view value, std::string* out) const override {
-    out->append("*3\r\n$3\r\nSET\r\n");
+  void AppendSet(std::string_view key, std::string_view value,
+                 fastpath::Buffer* out) const override {
+    out->Append(std::string_view("*3\r\n$3\r\nSET\r\n"));
     AppendBulk(key, out);
     AppendBulk(value, out);
   }

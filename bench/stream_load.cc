@@ -17,11 +17,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "bench/run_control.h"
+#include "fastpath/buffer.h"
 
 namespace crabcache::bench {
 namespace {
 
-constexpr size_t kInitialInput = 64 * 1024;
+constexpr size_t kReadChunk = 64 * 1024;
 constexpr size_t kMaxInput = 256u << 20;  // A reply larger than this is an error.
 constexpr uint64_t kStallNs = 10'000'000'000ull;
 constexpr uint64_t kDrainNs = 5'000'000'000ull;
@@ -36,11 +37,8 @@ struct Pending {
 // One connection's state. Owned and used by one Worker (one thread).
 struct Conn {
   int fd = -1;
-  std::string out;
-  size_t out_off = 0;
-  std::string in;  // in[in_begin, in_end) holds unparsed bytes; in.size() is the capacity.
-  size_t in_begin = 0;
-  size_t in_end = 0;
+  fastpath::Buffer out;  // Requests not yet written.
+  fastpath::Buffer in;   // Bytes read and not yet parsed.
   std::vector<Pending> pending;
   size_t replied = 0;
   uint64_t batch_start_ns = 0;
@@ -83,7 +81,6 @@ class Worker {
       if (!fd.ok()) return fd.status();
       auto conn = std::make_unique<Conn>();
       conn->fd = *fd;
-      conn->in.resize(kInitialInput);
       conn->pending.reserve(static_cast<size_t>(options_.pipeline));
       epoll_event ev{};
       ev.events = EPOLLIN;
@@ -158,8 +155,6 @@ class Worker {
   void StartBatch(Conn& c) {
     c.pending.clear();
     c.replied = 0;
-    c.out.clear();
-    c.out_off = 0;
     if (prefill_) {
       const uint64_t n = std::min(prefill_batch_, c.end_key - c.next_key);
       for (uint64_t i = 0; i < n; ++i) AppendRequest(c, c.next_key++, Op::kSet);
@@ -188,11 +183,10 @@ class Worker {
   }
 
   void Flush(Conn& c) {
-    while (c.out_off < c.out.size()) {
-      const ssize_t n =
-          send(c.fd, c.out.data() + c.out_off, c.out.size() - c.out_off, MSG_NOSIGNAL);
+    while (!c.out.empty()) {
+      const ssize_t n = send(c.fd, c.out.data(), c.out.size(), MSG_NOSIGNAL);
       if (n > 0) {
-        c.out_off += static_cast<size_t>(n);
+        c.out.Consume(static_cast<size_t>(n));
       } else if (n < 0 && errno == EINTR) {
         continue;
       } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
@@ -201,7 +195,7 @@ class Worker {
         return Fail(absl::StrCat("write to the server failed: ", strerror(errno)));
       }
     }
-    const bool want = c.out_off < c.out.size();
+    const bool want = !c.out.empty();
     if (want != c.want_write) {
       epoll_event ev{};
       ev.events = EPOLLIN | (want ? EPOLLOUT : 0u);
@@ -211,38 +205,23 @@ class Worker {
     }
   }
 
-  // Makes room for at least one more read at in[in_end, ...).
-  bool ReserveInput(Conn& c) {
-    if (c.in_begin == c.in_end) c.in_begin = c.in_end = 0;
-    if (c.in.size() - c.in_end >= kInitialInput / 4) return true;
-    if (c.in_begin > 0) {
-      std::memmove(c.in.data(), c.in.data() + c.in_begin, c.in_end - c.in_begin);
-      c.in_end -= c.in_begin;
-      c.in_begin = 0;
-      if (c.in.size() - c.in_end >= kInitialInput / 4) return true;
-    }
-    if (c.in.size() >= kMaxInput) return false;
-    c.in.resize(c.in.size() * 2);  // A reply bigger than the buffer: grow (rare, bounded).
-    return true;
-  }
-
   void OnReadable(Conn& c) {
-    if (!ReserveInput(c)) return Fail("a reply larger than 256 MiB");
-    const ssize_t n = recv(c.fd, c.in.data() + c.in_end, c.in.size() - c.in_end, 0);
+    if (c.in.size() > kMaxInput) return Fail("a reply larger than 256 MiB");
+    c.in.Reserve(kReadChunk);
+    const ssize_t n = recv(c.fd, c.in.tail(), c.in.tail_room(), 0);
     if (n == 0) return Fail("the server closed a connection");
     if (n < 0) {
       if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
       return Fail(absl::StrCat("read from the server failed: ", strerror(errno)));
     }
-    c.in_end += static_cast<size_t>(n);
+    c.in.Commit(static_cast<size_t>(n));
     const uint64_t now = NowNs();
     last_progress_ns_ = now;
     const bool measuring = !prefill_ && control_->measuring();
     uint64_t answered = 0;
     while (c.replied < c.pending.size()) {
       Reply reply;
-      const std::string_view input(c.in.data() + c.in_begin, c.in_end - c.in_begin);
-      const long used = protocol_.ParseReply(input, &reply);
+      const long used = protocol_.ParseReply(c.in.view(), &reply);
       if (used < 0) {
         return Fail(
             absl::StrCat("malformed ", std::string(protocol_.name()), " reply from the server"));
@@ -257,7 +236,7 @@ class Worker {
         ++result_.gets;
         if (check == Check::kHit) ++result_.get_hits;
       }
-      c.in_begin += static_cast<size_t>(used);
+      c.in.Consume(static_cast<size_t>(used));
       ++c.replied;
       ++answered;
     }
@@ -268,7 +247,7 @@ class Worker {
       control_->AddMeasured(answered);
     }
     if (c.replied < c.pending.size()) return;
-    if (c.in_begin != c.in_end) return Fail("the server sent bytes nobody asked for");
+    if (!c.in.empty()) return Fail("the server sent bytes nobody asked for");
     --in_flight_;
     StartBatch(c);
   }
