@@ -382,11 +382,13 @@ TEST_F(CheckReplyTest, FailureMessagesNameTheRequestAndTheReply) {
 TEST(ProcStatTest, CpuSecondsFromStatWithAnAwkwardName) {
   const std::string stat =
       "1234 (my (weird) name) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 3 0";
-  auto cpu = ParseStatCpuSeconds(stat, 100);
+  auto cpu = ParseStatCpuTimes(stat, 100);
   ASSERT_TRUE(cpu.has_value());
-  EXPECT_DOUBLE_EQ(*cpu, 3.0);
-  EXPECT_FALSE(ParseStatCpuSeconds("garbage", 100).has_value());
-  EXPECT_FALSE(ParseStatCpuSeconds("1 (x) S 1 2", 100).has_value());
+  EXPECT_DOUBLE_EQ(cpu->user, 2.5);
+  EXPECT_DOUBLE_EQ(cpu->system, 0.5);
+  EXPECT_DOUBLE_EQ(cpu->total(), 3.0);
+  EXPECT_FALSE(ParseStatCpuTimes("garbage", 100).has_value());
+  EXPECT_FALSE(ParseStatCpuTimes("1 (x) S 1 2", 100).has_value());
 }
 
 TEST(ProcStatTest, RssFromStatus) {
@@ -397,9 +399,9 @@ TEST(ProcStatTest, RssFromStatus) {
 }
 
 TEST(ProcStatTest, ReadsThisProcess) {
-  EXPECT_TRUE(ProcessCpuSeconds(getpid()).has_value());
+  EXPECT_TRUE(ProcessCpuTimes(getpid()).has_value());
   EXPECT_GT(ProcessRssBytes(getpid()).value_or(0), 0u);
-  EXPECT_FALSE(ProcessCpuSeconds(-5).has_value());
+  EXPECT_FALSE(ProcessCpuTimes(-5).has_value());
 }
 
 // --- report ---
@@ -411,10 +413,12 @@ TEST(ReportTest, JsonHoldsTheFigures) {
   r.seconds = 2;
   r.verified = 1200;
   r.latency_ns.Record(100'000, 1000);
-  const std::string json = FormatJson(config, r, {.cpu_seconds = 0.5, .rss_bytes = std::nullopt});
+  const std::string json =
+      FormatJson(config, r, {.cpu_seconds = 0.5, .user_seconds = 0.2, .rss_bytes = std::nullopt});
   EXPECT_NE(json.find("\"workload\":\"grpc-batch\""), std::string::npos) << json;
   EXPECT_NE(json.find("\"ops_per_sec\":500.0"), std::string::npos) << json;
   EXPECT_NE(json.find("\"ops_per_server_cpu_second\":2000.0"), std::string::npos) << json;
+  EXPECT_NE(json.find("\"server_user_seconds\":0.200"), std::string::npos) << json;
   EXPECT_NE(json.find("\"server_rss_bytes\":null"), std::string::npos) << json;
   EXPECT_NE(json.find("\"verified\":1200"), std::string::npos) << json;
   EXPECT_EQ(json.back(), '\n');

@@ -54,7 +54,7 @@ WORKLOADS = [
 
 MEMORY_KEYS = 1_000_000
 METRICS = ["ops_per_sec", "ops_per_server_cpu_second", "p50_us", "p99_us", "p999_us",
-           "server_cpu_seconds"]
+           "server_cpu_seconds", "server_user_seconds"]
 
 
 def log(msg):
@@ -222,6 +222,13 @@ def fmt_int(x):
     return "-" if x is None else f"{x:,.0f}"
 
 
+def kernel_share(m):
+    """The share of the server's CPU spent in the kernel (syscalls, TCP, scheduling)."""
+    if not m.get("server_cpu_seconds") or m.get("server_user_seconds") is None:
+        return "-"
+    return f"{100 * (1 - m['server_user_seconds'] / m['server_cpu_seconds']):.0f} %"
+
+
 def lat(m):
     if m["p50_us"] is None:
         return "-"
@@ -282,8 +289,8 @@ def render(rows, memory, meta, runs):
         "",
         "| workload | CrabCache ops/s | Redis ops/s | ratio | CrabCache ops per server CPU-s "
         "| Redis ops per server CPU-s | ratio | CrabCache p50 / p99 / p99.9 us "
-        "| Redis p50 / p99 / p99.9 us |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| Redis p50 / p99 / p99.9 us | kernel share of server CPU, CrabCache / Redis |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     by_name = {r["name"]: r for r in rows}
     for r in rows:
@@ -295,7 +302,7 @@ def render(rows, memory, meta, runs):
             f"{fmt_spread(r['ops_ratios'])} | "
             f"{fmt_int(c['ops_per_server_cpu_second'])} | "
             f"{fmt_int(d['ops_per_server_cpu_second'])} | {fmt_spread(r['cpu_ratios'])}"
-            f" | {lat(c)} | {lat(d)} |")
+            f" | {lat(c)} | {lat(d)} | {kernel_share(c)} / {kernel_share(d)} |")
     grpc_rows = [r for r in rows if not r.get("redis")]
     if grpc_rows:
         lines += [

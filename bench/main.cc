@@ -47,17 +47,19 @@ int Main(int argc, char** argv) {
   LoadOptions& o = config->load;
   const auto keys = KeySpace::Create(o.keys, o.key_size, o.value_size);  // Validated already.
   ServerFigures server;
-  std::optional<double> cpu_start;
+  std::optional<CpuTimes> cpu_start;
   const int pid = config->server_pid;
   if (pid > 0) {
-    if (!ProcessCpuSeconds(pid)) {
+    if (!ProcessCpuTimes(pid)) {
       std::fprintf(stderr, "crabcache-bench: no process %d to measure\n", pid);
       return 2;
     }
-    o.on_measure_start = [&] { cpu_start = ProcessCpuSeconds(pid); };
+    o.on_measure_start = [&] { cpu_start = ProcessCpuTimes(pid); };
     o.on_measure_end = [&] {
-      const auto end = ProcessCpuSeconds(pid);
-      if (cpu_start && end) server.cpu_seconds = *end - *cpu_start;
+      const auto end = ProcessCpuTimes(pid);
+      if (!cpu_start || !end) return;
+      server.cpu_seconds = end->total() - cpu_start->total();
+      server.user_seconds = end->user - cpu_start->user;
     };
   }
   const bool progress = isatty(STDERR_FILENO) && !o.load_only;

@@ -32,7 +32,7 @@ std::optional<uint64_t> NextNumber(std::string_view& s) {
 
 }  // namespace
 
-std::optional<double> ParseStatCpuSeconds(std::string_view stat, long ticks_per_second) {
+std::optional<CpuTimes> ParseStatCpuTimes(std::string_view stat, long ticks_per_second) {
   // Field 2, the command name in parentheses, may hold spaces and ')': fields 3.. start after
   // the last ')'. utime and stime are fields 14 and 15.
   const size_t paren = stat.rfind(')');
@@ -47,7 +47,8 @@ std::optional<double> ParseStatCpuSeconds(std::string_view stat, long ticks_per_
   const auto utime = NextNumber(rest);
   const auto stime = NextNumber(rest);
   if (!utime || !stime) return std::nullopt;
-  return static_cast<double>(*utime + *stime) / static_cast<double>(ticks_per_second);
+  const double tick = static_cast<double>(ticks_per_second);
+  return CpuTimes{static_cast<double>(*utime) / tick, static_cast<double>(*stime) / tick};
 }
 
 std::optional<uint64_t> ParseStatusRssBytes(std::string_view status) {
@@ -61,10 +62,10 @@ std::optional<uint64_t> ParseStatusRssBytes(std::string_view status) {
   return *kib * 1024;
 }
 
-std::optional<double> ProcessCpuSeconds(int pid) {
+std::optional<CpuTimes> ProcessCpuTimes(int pid) {
   const auto stat = ReadSmallFile("/proc/" + std::to_string(pid) + "/stat");
   if (!stat) return std::nullopt;
-  return ParseStatCpuSeconds(*stat, sysconf(_SC_CLK_TCK));
+  return ParseStatCpuTimes(*stat, sysconf(_SC_CLK_TCK));
 }
 
 std::optional<uint64_t> ProcessRssBytes(int pid) {

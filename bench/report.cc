@@ -20,7 +20,8 @@ std::string FormatJson(const BenchConfig& config, const LoadResult& r,
   const LoadOptions& o = config.load;
   const auto us = [&](double q) { return static_cast<double>(r.latency_ns.Quantile(q)) / 1e3; };
   const double ops = static_cast<double>(r.ops);
-  std::string cpu = "null", per_cpu = "null", rss = "null", rss_per_key = "null";
+  std::string cpu = "null", user = "null", per_cpu = "null", rss = "null", rss_per_key = "null";
+  if (server.user_seconds) user = absl::StrFormat("%.3f", *server.user_seconds);
   if (server.cpu_seconds) {
     cpu = absl::StrFormat("%.3f", *server.cpu_seconds);
     if (*server.cpu_seconds > 0) per_cpu = absl::StrFormat("%.1f", ops / *server.cpu_seconds);
@@ -36,13 +37,14 @@ std::string FormatJson(const BenchConfig& config, const LoadResult& r,
       "\"value_size\":%d,\"prefill_seconds\":%.3f,\"ops\":%d,\"seconds\":%.3f,"
       "\"ops_per_sec\":%.1f,\"p50_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,\"max_us\":%.1f,"
       "\"gets\":%d,\"get_hits\":%d,\"verified\":%d,\"server_cpu_seconds\":%s,"
+      "\"server_user_seconds\":%s,"
       "\"ops_per_server_cpu_second\":%s,\"server_rss_bytes\":%s,"
       "\"server_rss_bytes_per_key\":%s}\n",
       WorkloadLabel(o), ProtocolName(o.protocol), o.connections, o.pipeline, o.streams, o.threads,
       o.get_ratio, o.keys, o.key_size, o.value_size, r.prefill_seconds, r.ops, r.seconds,
       PerSecond(ops, r.seconds), us(0.5), us(0.99), us(0.999),
-      static_cast<double>(r.latency_ns.max()) / 1e3, r.gets, r.get_hits, r.verified, cpu, per_cpu,
-      rss, rss_per_key);
+      static_cast<double>(r.latency_ns.max()) / 1e3, r.gets, r.get_hits, r.verified, cpu, user,
+      per_cpu, rss, rss_per_key);
 }
 
 std::string FormatText(const BenchConfig& config, const LoadResult& r,
@@ -60,8 +62,9 @@ std::string FormatText(const BenchConfig& config, const LoadResult& r,
                           us(0.99), us(0.999), static_cast<double>(r.latency_ns.max()) / 1e3);
   }
   if (server.cpu_seconds && *server.cpu_seconds > 0 && !o.load_only) {
-    absl::StrAppendFormat(&out, "server cpu: %.2f s = %.0f ops per server CPU-second\n",
-                          *server.cpu_seconds, static_cast<double>(r.ops) / *server.cpu_seconds);
+    absl::StrAppendFormat(&out, "server cpu: %.2f s (user %.2f s) = %.0f ops per server CPU-s\n",
+                          *server.cpu_seconds, server.user_seconds.value_or(0),
+                          static_cast<double>(r.ops) / *server.cpu_seconds);
   }
   if (server.rss_bytes) {
     absl::StrAppendFormat(&out, "server rss: %d bytes = %.1f bytes per key\n", *server.rss_bytes,

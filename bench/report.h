@@ -12,8 +12,9 @@
 namespace crabcache::bench {
 
 struct ServerFigures {
-  std::optional<double> cpu_seconds;  // Server CPU over the measured window.
-  std::optional<uint64_t> rss_bytes;  // Server RSS at the end of the run.
+  std::optional<double> cpu_seconds;   // Server CPU (user + system) over the measured window.
+  std::optional<double> user_seconds;  // Its user-space part.
+  std::optional<uint64_t> rss_bytes;   // Server RSS at the end of the run.
 };
 
 // The workload's name in reports: "binary", "resp", "grpc-batch" or "grpc-unary".
