@@ -131,6 +131,19 @@ class Servers:
             time.sleep(0.05)
         raise RuntimeError("crabcached wrote no ready file")
 
+    def report_deaths(self):
+        """After a failure: which server exited on its own, and the tail of crabcached's logs."""
+        for proc in self.procs:
+            if proc.poll() is not None:
+                log(f"compare.py: {proc.args[0]} (pid {proc.pid}) had exited with status "
+                    f"{proc.returncode}")
+        for name in sorted(os.listdir(self.tmp)):
+            if name.endswith(".log"):
+                with open(os.path.join(self.tmp, name), encoding="utf-8", errors="replace") as f:
+                    tail = f.read()[-3000:]
+                if tail.strip():
+                    log(f"--- {name} (tail)\n{tail}")
+
     def stop(self, proc):
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
@@ -274,6 +287,14 @@ def targets(rows, memory, runs):
     return out
 
 
+def restart_note(meta):
+    stopped = {k: v for k, v in meta.get("restarts", {}).items() if v}
+    if not stopped:
+        return ""
+    return (" Servers stopped from outside during the run and restarted (the interrupted run "
+            "repeated): " + ", ".join(f"{k} {v}x" for k, v in stopped.items()) + ".")
+
+
 def render(rows, memory, meta, runs):
     lines = [
         f"Measured {meta['date']} on {meta['machine']} (1-minute load average "
@@ -283,7 +304,7 @@ def render(rows, memory, meta, runs):
         "servers run in alternation. Load: crabcache-bench, 50 connections, 90 % GET, 100,000 "
         "prefilled keys (16 bytes), 64-byte values, every reply verified. Ratio columns: the "
         "median of the round-by-round ratios, with their range over the rounds in brackets. "
-        f"Command: `{meta['command']}`.",
+        f"Command: `{meta['command']}`." + restart_note(meta),
         "",
         "### Fast path vs Redis (same connections, pipeline depth and keys)",
         "",
@@ -433,25 +454,47 @@ def main():
 
     runs = {w[0]: {"crabcache": [], "redis": []} for w in workloads}
     load_start = loadavg()
+    restarts = {"crabcache": 0, "redis": 0}
     memory = None
     with tempfile.TemporaryDirectory(prefix="crabcache-compare-") as tmp:
         servers = Servers(args.build, tmp, args.crabcached_arg)
         try:
-            redis, redis_port = servers.start_redis()
-            crab, info = servers.start_crabcached()
+            live = {"redis": servers.start_redis(), "crabcache": servers.start_crabcached()}
+
+            def port_of(who, wargs):
+                if who == "redis":
+                    return live["redis"][1]
+                info = live["crabcache"][1]
+                return info["grpc_port"] if wargs[1] == "grpc" else info.get("fastpath_port")
+
+            def run_one(who, wargs):
+                # A server that exited (something on a shared machine may stop it) is started
+                # again and the run repeated once; a run that fails against a live server fails.
+                for attempt in range(2):
+                    if live[who][0].poll() is not None:
+                        log(f"compare.py: {who} exited ({live[who][0].returncode}); restarting")
+                        restarts[who] += 1
+                        live[who] = (servers.start_redis() if who == "redis"
+                                     else servers.start_crabcached())
+                    try:
+                        return run_bench(args.build, wargs, port_of(who, wargs),
+                                         live[who][0].pid, extra)
+                    except RuntimeError:
+                        if attempt == 1 or live[who][0].poll() is None:
+                            raise
+                return None
+
             for rnd in range(args.rounds):
                 for name, crab_args, redis_args, _ in workloads:
-                    crab_port = info["grpc_port"] if crab_args[1] == "grpc" else \
-                        info.get("fastpath_port")
                     order = []
-                    if crab_port:  # Without a fast path, Redis still runs for the gRPC rows.
-                        order.append(("crabcache", crab_args, crab_port, crab.pid))
+                    if port_of("crabcache", crab_args):  # Else Redis still runs for gRPC rows.
+                        order.append(("crabcache", crab_args))
                     if redis_args:
-                        order.append(("redis", redis_args, redis_port, redis.pid))
+                        order.append(("redis", redis_args))
                     if rnd % 2:
                         order.reverse()
-                    for who, wargs, port, pid in order:
-                        r = run_bench(args.build, wargs, port, pid, extra)
+                    for who, wargs in order:
+                        r = run_one(who, wargs)
                         runs[name][who].append(r)
                         log(f"round {rnd + 1}/{args.rounds} {name:>15} {who:>9}: "
                             f"{r['ops_per_sec']:>11,.0f} ops/s "
@@ -462,6 +505,11 @@ def main():
                 memory = memory_run(args.build, servers, args.memory_keys)
         except (RuntimeError, subprocess.TimeoutExpired) as e:
             log(f"compare.py: {e}")
+            servers.report_deaths()
+            os.makedirs(args.out, exist_ok=True)
+            with open(os.path.join(args.out, "failed.json"), "w", encoding="utf-8") as f:
+                json.dump({"error": str(e), "runs": runs}, f, indent=1)
+            log(f"compare.py: the runs so far are in {args.out}/failed.json")
             return 1
         finally:
             servers.stop_all()
@@ -482,6 +530,7 @@ def main():
             "commit": git_commit(), "redis_version": redis_version, "rounds": args.rounds,
             "duration": args.duration, "warmup": args.warmup, "memory_keys": args.memory_keys,
             "loadavg": f"{load_start} at the start, {loadavg()} at the end",
+            "restarts": restarts,
             "command": "/usr/bin/python3 bench/compare.py " + " ".join(sys.argv[1:])}
     report = render(rows, memory, meta, runs)
     print(report)
