@@ -2,7 +2,10 @@
 # Inputs: -DOUT=<file> -DVERSION=<x.y.z> -DSOURCE_DIR=<repo root>
 set(commit "unknown")
 find_package(Git QUIET)
-if(GIT_FOUND AND EXISTS "${SOURCE_DIR}/.git")
+if(DEFINED ENV{CRABCACHE_GIT_COMMIT} AND NOT "$ENV{CRABCACHE_GIT_COMMIT}" STREQUAL "")
+  # Image builds have no .git in their context; the Dockerfile passes the commit instead.
+  set(commit "$ENV{CRABCACHE_GIT_COMMIT}")
+elseif(GIT_FOUND AND EXISTS "${SOURCE_DIR}/.git")
   execute_process(COMMAND "${GIT_EXECUTABLE}" -C "${SOURCE_DIR}" rev-parse --short=12 HEAD
                   OUTPUT_VARIABLE head OUTPUT_STRIP_TRAILING_WHITESPACE
                   RESULT_VARIABLE head_rc ERROR_QUIET)
