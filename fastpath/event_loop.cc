@@ -458,9 +458,9 @@ void EventLoop::EndTurn(Connection* c) {
       break;
   }
   if (c->in.empty() && c->in.capacity() != 0) c->in.Release();
+  if (scratch_out_.capacity() > kKeepScratchOut) scratch_out_.Release();
   UpdateInterest(c);
   Account(c);
-  if (scratch_out_.capacity() > kKeepScratchOut) scratch_out_.Release();
 }
 
 void EventLoop::OnWritable(Connection* c) { EndTurn(c); }

@@ -141,6 +141,38 @@ TEST_F(FastPathServerTest, OneMiBValues) {
   testing::OneMiBValues(port());
 }
 
+// A large configured limit costs nothing up front; a large value grows the buffers it needs and
+// they are given back once empty.
+TEST(FastPathLargeValueTest, BuffersGrowOnDemandAndShrinkBack) {
+  core::Store store(core::StoreOptions{.num_shards = 2});
+  core::Executor executor(&store, nullptr,
+                          core::ExecutorOptions{.max_value_bytes = kMaxConfigurableBytes});
+  absl::StatusOr<std::unique_ptr<Server>> server =
+      Server::Start({.address = "127.0.0.1",
+                     .port = 0,
+                     .threads = 1,
+                     .limits = {.max_value_bytes = kMaxConfigurableBytes}},
+                    &executor);
+  ASSERT_TRUE(server.ok()) << server.status();
+  std::unique_ptr<Client> c = ConnectTo((*server)->port());
+  ASSERT_NE(c, nullptr);
+  ASSERT_TRUE(c->Ping().ok());
+  const uint64_t idle = (*server)->Stats().buffer_bytes;
+  EXPECT_LT(idle, 1u << 20);  // The loop's scratch blocks only.
+  std::string value(24 << 20, '\0');
+  for (size_t i = 0; i < value.size(); ++i) value[i] = static_cast<char>(i * 7 + (i >> 12));
+  ASSERT_TRUE(c->Put("huge", value).ok());
+  for (int i = 0; i < 2; ++i) {
+    absl::StatusOr<std::optional<std::string>> got = c->Get("huge");
+    ASSERT_TRUE(got.ok() && got->has_value());
+    EXPECT_TRUE(**got == value);
+  }
+  ASSERT_TRUE(c->Ping().ok());
+  // Counted after the reply went out: allow the loop to finish its turn.
+  EXPECT_TRUE(WaitFor([&] { return (*server)->Stats().buffer_bytes <= idle + (1u << 20); }))
+      << (*server)->Stats().buffer_bytes;
+}
+
 TEST_F(FastPathServerTest, KeysWithNulBytes) {
   StartServer();
   testing::KeysWithNulBytes(port());

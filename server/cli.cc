@@ -1,6 +1,6 @@
-// crabcache-cli: one fast path command from the shell.
+// crabcache-cli: one command from the shell, over the fast path (or gRPC health).
 //
-//   crabcache-cli [--host H] [--port P] [--timeout SECONDS] [--raw|--escaped] COMMAND ARGS...
+//   crabcache-cli [--host H] [--port P] [--timeout T] [--raw|--escaped] COMMAND ARGS...
 //     get KEY                 prints the value                  exit 1 if missing
 //     put KEY VALUE [--ttl S] prints OK
 //     del KEY                 prints OK                         exit 1 if missing
@@ -8,13 +8,20 @@
 //     ttl KEY                 prints "<ms> ms" or "no expiry"   exit 1 if missing
 //     ping                    prints PONG
 //     stats                   prints the JSON
+//   crabcache-cli health [--target HOST:PORT] [--service NAME] [--timeout T]
+//                           grpc.health.v1 Check (default target 127.0.0.1:50051, service "");
+//                           prints the status; exit 0 only when SERVING (the Helm test uses it)
 //
-// Exit codes: 0 success, 1 miss / not found, 2 error (usage, connection, server ERROR).
+// T is whole seconds ("5") or a duration ("5s", "500ms"). Exit codes: 0 success, 1 miss / not
+// found / not serving, 2 error (usage, connection, server ERROR).
 // Values print quoted with C escapes on a terminal, as raw bytes otherwise; --raw and --escaped
 // force one or the other.
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
 #include <unistd.h>
 
 #include <charconv>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <optional>
@@ -24,11 +31,16 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "core/mutex.h"
 #include "core/string_view.h"
 #include "fastpath/client.h"
 
-namespace crabcache::fastpath {
+namespace crabcache::cli {
 namespace {
+
+using fastpath::Client;
+using fastpath::ClientOptions;
 
 constexpr int kExitOk = 0;
 constexpr int kExitMissing = 1;
@@ -39,12 +51,15 @@ constexpr char kUsage[] =
     "ARGS...\n"
     "  get KEY | put KEY VALUE [--ttl SECONDS] | del KEY | expire KEY SECONDS | ttl KEY |\n"
     "  ping | stats\n"
-    "exit codes: 0 ok, 1 miss or not found, 2 error\n";
+    "       crabcache-cli health [--target HOST:PORT] [--service NAME] [--timeout T]\n"
+    "exit codes: 0 ok, 1 miss, not found or not serving, 2 error\n";
 
 struct Args {
   ClientOptions client;
   bool raw = !isatty(STDOUT_FILENO);
   std::optional<uint64_t> ttl;
+  std::string target = "127.0.0.1:50051";  // health only.
+  std::string service;                     // health only.
   std::vector<std::string> positional;
 };
 
@@ -96,8 +111,16 @@ std::optional<std::string> ParseArgs(int argc, char** argv, Args* args) {
       if (!ParseUint(*value, &number) || number > 65535) return "--port must be 0..65535";
       args->client.port = static_cast<int>(number);
     } else if (name == "timeout") {
-      if (!ParseUint(*value, &number)) return "--timeout must be whole seconds";
-      args->client.timeout = absl::Seconds(static_cast<int64_t>(number));
+      if (ParseUint(*value, &number)) {
+        args->client.timeout = absl::Seconds(static_cast<int64_t>(number));
+      } else if (!absl::ParseDuration(core::ToAbsl(*value), &args->client.timeout) ||
+                 args->client.timeout <= absl::ZeroDuration()) {
+        return "--timeout must be seconds (5) or a duration (5s, 500ms)";
+      }
+    } else if (name == "target") {
+      args->target = std::string(*value);
+    } else if (name == "service") {
+      args->service = std::string(*value);
     } else if (name == "ttl") {
       if (!ParseUint(*value, &number)) return "--ttl must be whole seconds";
       args->ttl = number;
@@ -124,6 +147,54 @@ int Fail(const absl::Status& status) {
   return kExitError;
 }
 
+// grpc.health.v1.Health/Check, spoken as raw protobuf bytes (Debian ships no generated health
+// stubs): HealthCheckRequest{service = 1}; HealthCheckResponse{status = 1}.
+int Health(const Args& args) {
+  std::string request;
+  if (!args.service.empty()) {
+    if (args.service.size() > 127) return Usage("--service is too long");
+    request.push_back('\x0a');
+    request.push_back(static_cast<char>(args.service.size()));
+    request.append(args.service);
+  }
+  auto channel = grpc::CreateChannel(args.target, grpc::InsecureChannelCredentials());
+  grpc::GenericStub stub(channel);
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + args.client.timeout));
+  grpc::Slice slice(request);
+  const grpc::ByteBuffer request_buffer(&slice, 1);
+  grpc::ByteBuffer response_buffer;
+  core::Mutex mu;
+  std::condition_variable_any done;
+  std::optional<grpc::Status> status;
+  stub.UnaryCall(&context, "/grpc.health.v1.Health/Check", grpc::StubOptions(), &request_buffer,
+                 &response_buffer, [&](grpc::Status s) {
+                   core::MutexLock lock(&mu);
+                   status = std::move(s);
+                   done.notify_all();
+                 });
+  {
+    core::MutexLock lock(&mu);
+    while (!status.has_value()) done.wait(mu);
+  }
+  if (!status->ok()) {
+    std::fprintf(stderr, "crabcache-cli: health check of %s failed: %s: %s\n", args.target.c_str(),
+                 std::to_string(status->error_code()).c_str(), status->error_message().c_str());
+    return kExitError;
+  }
+  std::vector<grpc::Slice> slices;
+  std::string response;
+  if (response_buffer.Dump(&slices).ok()) {
+    for (const grpc::Slice& s : slices) response.append(s.begin(), s.end());
+  }
+  // status is field 1, a varint enum: 0 UNKNOWN, 1 SERVING, 2 NOT_SERVING, 3 SERVICE_UNKNOWN.
+  int code = 0;
+  if (response.size() == 2 && response[0] == '\x08') code = response[1];
+  static constexpr const char* kNames[] = {"UNKNOWN", "SERVING", "NOT_SERVING", "SERVICE_UNKNOWN"};
+  std::puts(code >= 0 && code <= 3 ? kNames[code] : "UNKNOWN");
+  return code == 1 ? kExitOk : kExitMissing;
+}
+
 int Run(int argc, char** argv) {
   Args args;
   if (std::optional<std::string> problem = ParseArgs(argc, argv, &args); problem.has_value()) {
@@ -133,6 +204,7 @@ int Run(int argc, char** argv) {
   if (p.empty()) return Usage("no command");
   const std::string& cmd = p[0];
   auto need = [&](size_t n) { return p.size() == n + 1; };
+  if (cmd == "health" && need(0)) return Health(args);
   if (!((cmd == "get" && need(1)) || (cmd == "put" && need(2)) || (cmd == "del" && need(1)) ||
         (cmd == "expire" && need(2)) || (cmd == "ttl" && need(1)) || (cmd == "ping" && need(0)) ||
         (cmd == "stats" && need(0)))) {
@@ -194,6 +266,6 @@ int Run(int argc, char** argv) {
 }
 
 }  // namespace
-}  // namespace crabcache::fastpath
+}  // namespace crabcache::cli
 
-int main(int argc, char** argv) { return crabcache::fastpath::Run(argc, argv); }
+int main(int argc, char** argv) { return crabcache::cli::Run(argc, argv); }
