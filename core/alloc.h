@@ -1,0 +1,34 @@
+// What an allocation really costs, for the store's memory accounting (internal to core).
+//
+// glibc keeps one size word in front of every chunk and rounds chunks to 16 bytes (32 at least);
+// large requests are mmapped whole pages with a two-word header. The accounting charges what the
+// allocator reports for the block plus that header word, so it follows the allocator rather than
+// the request. Sanitizer allocators report the requested size instead; the accounting then follows
+// them, which is still what that allocator hands out.
+#ifndef CRABCACHE_CORE_ALLOC_H_
+#define CRABCACHE_CORE_ALLOC_H_
+
+#include <malloc.h>
+
+#include <cstddef>
+
+namespace crabcache::core {
+
+inline constexpr size_t kMallocHeader = sizeof(size_t);
+
+// The charge of a live block returned by malloc/calloc/realloc/operator new. REQUIRES: p != null.
+inline size_t AllocCharge(const void* p) {
+  return malloc_usable_size(const_cast<void*>(p)) + kMallocHeader;
+}
+
+// An upper bound on AllocCharge of a future malloc(n), to reserve budget before allocating: the
+// larger of glibc's heap chunk and its mmapped chunk (whole pages, two header words).
+inline constexpr size_t ChargeUpperBound(size_t n) {
+  const size_t heap = n + kMallocHeader < 32 ? 32 : (n + kMallocHeader + 15) & ~size_t{15};
+  const size_t mapped = (n + 2 * kMallocHeader + 4095) & ~size_t{4095};
+  return n >= 64 * 1024 && mapped > heap ? mapped : heap;
+}
+
+}  // namespace crabcache::core
+
+#endif  // CRABCACHE_CORE_ALLOC_H_
