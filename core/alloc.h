@@ -14,11 +14,26 @@
 
 namespace crabcache::core {
 
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+inline constexpr bool kSanitizedAllocator = true;
+#elif defined(__has_feature)
+inline constexpr bool kSanitizedAllocator = __has_feature(address_sanitizer) ||
+                                            __has_feature(thread_sanitizer) ||
+                                            __has_feature(memory_sanitizer);
+#else
+inline constexpr bool kSanitizedAllocator = false;
+#endif
+
 inline constexpr size_t kMallocHeader = sizeof(size_t);
 
-// The charge of a live block returned by malloc/calloc/realloc/operator new. REQUIRES: p != null.
+// The charge of a live block returned by malloc/calloc/realloc/operator new: glibc's chunk size.
+// REQUIRES: p != null.
 inline size_t AllocCharge(const void* p) {
-  return malloc_usable_size(const_cast<void*>(p)) + kMallocHeader;
+  const size_t usable = malloc_usable_size(const_cast<void*>(p));
+  if (kSanitizedAllocator) return usable + kMallocHeader;
+  // A heap chunk is a multiple of 16 bytes with one header word before the block; an mmapped
+  // chunk is whole pages with two. So usable + 8 is a multiple of 16 exactly for heap chunks.
+  return (usable + kMallocHeader) % 16 == 0 ? usable + kMallocHeader : usable + 2 * kMallocHeader;
 }
 
 // An upper bound on AllocCharge of a future malloc(n), to reserve budget before allocating: the

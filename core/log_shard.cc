@@ -86,7 +86,8 @@ void LogShard::RefreshTableBytes() {
 }
 
 size_t LogShard::FindLive(std::string_view key, uint64_t hash, Millis now, item::View* out) {
-  const size_t pos = index_.Find(hash, [&](uint64_t ref) {
+  // The lambdas below run synchronously under mu_, which the analysis cannot see through.
+  const size_t pos = index_.Find(hash, [&](uint64_t ref) ABSL_NO_THREAD_SAFETY_ANALYSIS {
     *out = item::Decode(At(ref));
     return out->key == key;
   });
@@ -410,7 +411,7 @@ absl::Status LogShard::SetLocked(std::string_view key, uint64_t hash, std::strin
                                : item::InlineSize(key.size(), value.size(), has_expiry);
   const uint8_t expiry_flag = has_expiry ? item::kHasExpiry : 0;
   auto matches = [&](item::View* v) {
-    return [this, key, v](uint64_t ref) {
+    return [this, key, v](uint64_t ref) ABSL_NO_THREAD_SAFETY_ANALYSIS {
       *v = item::Decode(At(ref));
       return v->key == key;
     };
@@ -443,7 +444,7 @@ absl::Status LogShard::SetLocked(std::string_view key, uint64_t hash, std::strin
   }
   const bool new_key = pos == KeyIndex::kNotFound;
   const bool made_room = MakeRoom(
-      [&] {
+      [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
         uint64_t n = block_charge;
         if (HeadRoom(q) < size) n += segment_charge_;
         if (new_key && index_.NeedsGrowth()) n += index_.GrowthCharge();
@@ -514,10 +515,12 @@ absl::StatusOr<bool> LogShard::Expire(std::string_view key, uint64_t hash, Milli
   // The entry grows by the expiry field: rewrite it at the head of its queue.
   const Queue q = segs_[SegmentOf(index_.RefAt(pos))].queue;
   const size_t size = v.size + item::kExpiryBytes;
-  if (!MakeRoom([&] { return HeadRoom(q) < size ? segment_charge_ : 0; }, now)) {
+  if (!MakeRoom(
+          [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return HeadRoom(q) < size ? segment_charge_ : 0; },
+          now)) {
     return NoRoom(evicting_);
   }
-  pos = index_.Find(hash, [&](uint64_t ref) {
+  pos = index_.Find(hash, [&](uint64_t ref) ABSL_NO_THREAD_SAFETY_ANALYSIS {
     v = item::Decode(At(ref));
     return v.key == key;
   });

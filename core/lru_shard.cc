@@ -59,7 +59,9 @@ bool LruShard::GrowNodes() {
 
 size_t LruShard::FindLive(std::string_view key, uint64_t hash, Millis now) {
   const size_t pos =
-      index_.Find(hash, [&](uint64_t id) { return item::Decode(nodes_[id].block).key == key; });
+      index_.Find(hash, [&](uint64_t id) ABSL_NO_THREAD_SAFETY_ANALYSIS {  // Runs under mu_.
+        return item::Decode(nodes_[id].block).key == key;
+      });
   if (pos == KeyIndex::kNotFound || !Expired(nodes_[index_.RefAt(pos)], now)) return pos;
   Remove(pos);
   ++stats_.expirations;
@@ -119,7 +121,7 @@ absl::Status LruShard::Set(std::string_view key, uint64_t hash, std::string_view
   MutexLock lock(&mu_);
   // The new value becomes the most recent entry; the old one goes first.
   if (const size_t pos = FindLive(key, hash, now); pos != KeyIndex::kNotFound) Remove(pos);
-  auto needed = [&] {
+  auto needed = [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS {  // Runs under mu_.
     uint64_t n = charge;
     if (index_.NeedsGrowth()) n += index_.GrowthCharge();
     if (free_ == 0 && node_used_ == node_capacity_) {
