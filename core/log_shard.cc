@@ -88,7 +88,7 @@ void LogShard::RefreshTableBytes() {
 size_t LogShard::FindLive(std::string_view key, uint64_t hash, Millis now, item::View* out) {
   // The lambdas below run synchronously under mu_, which the analysis cannot see through.
   const size_t pos = index_.Find(hash, [&](uint64_t ref) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-    *out = item::Decode(At(ref));
+    item::DecodeInto(At(ref), out);
     return out->key == key;
   });
   if (pos == KeyIndex::kNotFound || !Expired(*out, now)) return pos;
@@ -412,7 +412,7 @@ absl::Status LogShard::SetLocked(std::string_view key, uint64_t hash, std::strin
   const uint8_t expiry_flag = has_expiry ? item::kHasExpiry : 0;
   auto matches = [&](item::View* v) {
     return [this, key, v](uint64_t ref) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-      *v = item::Decode(At(ref));
+      item::DecodeInto(At(ref), v);
       return v->key == key;
     };
   };
@@ -521,7 +521,7 @@ absl::StatusOr<bool> LogShard::Expire(std::string_view key, uint64_t hash, Milli
     return NoRoom(evicting_);
   }
   pos = index_.Find(hash, [&](uint64_t ref) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-    v = item::Decode(At(ref));
+    item::DecodeInto(At(ref), &v);
     return v.key == key;
   });
   if (pos == KeyIndex::kNotFound) return false;  // Evicted while making room.
