@@ -443,25 +443,31 @@ absl::Status LogShard::SetLocked(std::string_view key, uint64_t hash, std::strin
     q = kMain;
   }
   const bool new_key = pos == KeyIndex::kNotFound;
+  // Growth is decided before making room and done after: the evictions that pay for it would
+  // otherwise take the need away, and the shard would stall at the index's load limit with part
+  // of its budget unused.
+  const bool grow_index = new_key && index_.NeedsGrowth();
+  const size_t ghost_target = GhostTarget();
   const bool made_room = MakeRoom(
       [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
         uint64_t n = block_charge;
         if (HeadRoom(q) < size) n += segment_charge_;
-        if (new_key && index_.NeedsGrowth()) n += index_.GrowthCharge();
-        const size_t ghost = GhostTarget();
-        if (ghost != ghost_.capacity()) n += GhostTable::ChargeFor(ghost);
+        if (grow_index) n += index_.GrowthCharge();
+        if (ghost_target != ghost_.capacity()) n += GhostTable::ChargeFor(ghost_target);
         return n;
       },
       now);
   if (!made_room) return NoRoom(evicting_);
   // Draining may have moved or evicted the old entry.
   if (!new_key) pos = index_.Find(hash, matches(&old));
-  if (pos == KeyIndex::kNotFound && index_.NeedsGrowth()) {
+  if (grow_index || (pos == KeyIndex::kNotFound && index_.NeedsGrowth())) {
     if (budget_ == 0 || Used() + index_.GrowthCharge() <= limit_) index_.Grow();
-    if (index_.size() + 1 >= index_.capacity()) return NoRoom(evicting_);
   }
-  if (const size_t ghost = GhostTarget(); ghost != ghost_.capacity()) {
-    if (Used() + GhostTable::ChargeFor(ghost) <= limit_) ghost_.Resize(ghost);
+  if (pos == KeyIndex::kNotFound && index_.size() + 1 >= index_.capacity()) {
+    return NoRoom(evicting_);
+  }
+  if (ghost_target != ghost_.capacity() && Used() + GhostTable::ChargeFor(ghost_target) <= limit_) {
+    ghost_.Resize(ghost_target);
   }
   uint64_t ref;
   char* dst = Append(q, size, limit_, &ref);

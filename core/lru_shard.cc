@@ -121,12 +121,15 @@ absl::Status LruShard::Set(std::string_view key, uint64_t hash, std::string_view
   MutexLock lock(&mu_);
   // The new value becomes the most recent entry; the old one goes first.
   if (const size_t pos = FindLive(key, hash, now); pos != KeyIndex::kNotFound) Remove(pos);
+  // Growth is decided before making room and done after: the evictions that pay for it would
+  // otherwise take the need away, and the shard would stall at the tables' limits with part of
+  // its budget unused.
+  const bool grow_index = index_.NeedsGrowth();
+  const bool grow_nodes = free_ == 0 && node_used_ == node_capacity_;
   auto needed = [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS {  // Runs under mu_.
     uint64_t n = charge;
-    if (index_.NeedsGrowth()) n += index_.GrowthCharge();
-    if (free_ == 0 && node_used_ == node_capacity_) {
-      n += ChargeUpperBound(NextNodeCapacity() * sizeof(Node));
-    }
+    if (grow_index) n += index_.GrowthCharge();
+    if (grow_nodes) n += ChargeUpperBound(NextNodeCapacity() * sizeof(Node));
     return n;
   };
   while (budget_ != 0 && Used() + needed() > budget_) {
@@ -139,7 +142,8 @@ absl::Status LruShard::Set(std::string_view key, uint64_t hash, std::string_view
     Remove(index_.FindRef(hasher_(item::Decode(nodes_[victim].block).key), victim));
     ++(expired ? stats_.expirations : stats_.evictions);
   }
-  if (index_.NeedsGrowth()) index_.Grow();
+  if (grow_index || index_.NeedsGrowth()) index_.Grow();
+  if (grow_nodes) GrowNodes();
   uint32_t id = free_;
   if (id != 0) {
     free_ = nodes_[id].next;
