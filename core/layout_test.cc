@@ -51,7 +51,9 @@ TEST(ItemTest, InlineItemsRoundTrip) {
     EXPECT_EQ(v.key, key);
     EXPECT_EQ(v.value, value);
     EXPECT_EQ(v.has_expiry, has_expiry);
-    if (has_expiry) EXPECT_EQ(v.expiry, 123456789u);
+    if (has_expiry) {
+      EXPECT_EQ(v.expiry, 123456789u);
+    }
     EXPECT_EQ(v.freq(), 2);
     EXPECT_FALSE(v.external());
     EXPECT_EQ(v.size, buf.size());
@@ -81,7 +83,7 @@ TEST(ItemTest, StubsPointAtTheirBlockAndCarryTheExpiry) {
   EXPECT_EQ(item::Decode(stub).expiry, 77u);
   // A dead stub's size is read without touching its (freed) block.
   stub[0] = static_cast<char>(stub[0] | item::kDead);
-  std::memset(stub + 1, 0, sizeof(char*));
+  std::memset(stub + 1, 0, item::kStubBytes - 1);
   EXPECT_EQ(item::SizeAt(stub), sizeof(stub));
 }
 
@@ -106,7 +108,9 @@ TEST(KeyIndexTest, MatchesAModelThroughInsertsErasesAndGrowth) {
     if (model.empty() || rng() % 3 != 0) {
       // Some hashes share a tag on purpose: the matcher must tell them apart.
       const uint64_t hash = rng() % 8 == 0 && !model.empty() ? model.begin()->second : rng();
-      if (index.NeedsGrowth()) ASSERT_TRUE(index.Grow());
+      if (index.NeedsGrowth()) {
+        ASSERT_TRUE(index.Grow());
+      }
       index.Insert(hash, next_ref);
       model[next_ref++] = hash;
     } else {

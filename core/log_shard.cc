@@ -338,6 +338,16 @@ bool LogShard::CompactOne() {
   return false;
 }
 
+bool LogShard::IndexGrowthPays(uint64_t new_entry) const {
+  if (budget_ == 0) return true;
+  const uint64_t tables = index_.bytes() + ghost_.bytes() + table_bytes_;
+  const uint64_t growth = index_.GrowthCharge();
+  if (tables + growth > limit_) return false;  // Not even with every entry evicted.
+  const uint64_t per_entry = std::max<uint64_t>(
+      1, stats_.keys == 0 ? new_entry : (segment_bytes_ + heap_bytes_) / stats_.keys);
+  return (limit_ - (tables + growth - index_.bytes())) / per_entry > index_.size();
+}
+
 size_t LogShard::GhostTarget() const {
   const size_t capacity = ghost_.capacity();
   // Sized once the shard nears its budget, so it is ready when evictions start.
@@ -443,16 +453,19 @@ absl::Status LogShard::SetLocked(std::string_view key, uint64_t hash, std::strin
     q = kMain;
   }
   const bool new_key = pos == KeyIndex::kNotFound;
-  // Growth is decided before making room and done after: the evictions that pay for it would
-  // otherwise take the need away, and the shard would stall at the index's load limit with part
-  // of its budget unused.
-  const bool grow_index = new_key && index_.NeedsGrowth();
+  // Index growth is decided before making room and done after: the evictions that pay for it
+  // would otherwise take the need away, and the shard would stall at the index's load limit with
+  // part of its budget unused. The index grows only if the budget then holds more entries than
+  // it allows now; otherwise entries are evicted to stay within it.
+  const bool index_full = new_key && index_.NeedsGrowth();
+  const bool grow_index = index_full && IndexGrowthPays(size + block_charge);
   const size_t ghost_target = GhostTarget();
   const bool made_room = MakeRoom(
       [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
         uint64_t n = block_charge;
         if (HeadRoom(q) < size) n += segment_charge_;
         if (grow_index) n += index_.GrowthCharge();
+        if (index_full && !grow_index && index_.NeedsGrowth()) n += limit_;  // Evict one more.
         if (ghost_target != ghost_.capacity()) n += GhostTable::ChargeFor(ghost_target);
         return n;
       },
@@ -460,7 +473,7 @@ absl::Status LogShard::SetLocked(std::string_view key, uint64_t hash, std::strin
   if (!made_room) return NoRoom(evicting_);
   // Draining may have moved or evicted the old entry.
   if (!new_key) pos = index_.Find(hash, matches(&old));
-  if (grow_index || (pos == KeyIndex::kNotFound && index_.NeedsGrowth())) {
+  if (grow_index || (budget_ == 0 && pos == KeyIndex::kNotFound && index_.NeedsGrowth())) {
     if (budget_ == 0 || Used() + index_.GrowthCharge() <= limit_) index_.Grow();
   }
   if (pos == KeyIndex::kNotFound && index_.size() + 1 >= index_.capacity()) {

@@ -137,6 +137,9 @@ class LogShard final : public Shard {
   // Moves the live entries of one mostly-dead segment to the head and frees it; false if there
   // was no candidate or no space.
   bool CompactOne() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Whether growing the index lets the budget hold more entries (of the current average size,
+  // new_entry if empty) than the index allows now.
+  bool IndexGrowthPays(uint64_t new_entry) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The ghost capacity wanted now (== ghost_.capacity() when no resize is due).
   size_t GhostTarget() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 

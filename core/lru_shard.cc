@@ -46,6 +46,16 @@ void LruShard::PushFront(uint32_t id) {
   nodes_[0].next = id;
 }
 
+bool LruShard::GrowthPays(uint64_t growth, uint64_t freed, uint64_t allowed_now,
+                          uint64_t new_entry) const {
+  if (budget_ == 0) return true;
+  const uint64_t tables = index_.bytes() + nodes_bytes_;
+  if (tables + growth > budget_) return false;  // Not even with every entry evicted.
+  const uint64_t per_entry =
+      std::max<uint64_t>(1, stats_.keys == 0 ? new_entry : heap_bytes_ / stats_.keys);
+  return (budget_ - (tables + growth - freed)) / per_entry > allowed_now;
+}
+
 bool LruShard::GrowNodes() {
   if (node_capacity_ >= kMaxNodes) return false;
   const size_t capacity = std::min<size_t>(NextNodeCapacity(), kMaxNodes);
@@ -121,18 +131,25 @@ absl::Status LruShard::Set(std::string_view key, uint64_t hash, std::string_view
   MutexLock lock(&mu_);
   // The new value becomes the most recent entry; the old one goes first.
   if (const size_t pos = FindLive(key, hash, now); pos != KeyIndex::kNotFound) Remove(pos);
-  // Growth is decided before making room and done after: the evictions that pay for it would
-  // otherwise take the need away, and the shard would stall at the tables' limits with part of
-  // its budget unused.
-  const bool grow_index = index_.NeedsGrowth();
-  const bool grow_nodes = free_ == 0 && node_used_ == node_capacity_;
-  auto needed = [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS {  // Runs under mu_.
+  // Table growth is decided before making room and done after: the evictions that pay for it
+  // would otherwise take the need away, and the shard would stall at a table's limit with part
+  // of its budget unused. A table grows only if the budget then holds more entries than the
+  // table allows now; otherwise entries are evicted to stay within the table.
+  const bool index_full = index_.NeedsGrowth();
+  const bool nodes_full = free_ == 0 && node_used_ == node_capacity_;
+  const uint64_t node_growth = ChargeUpperBound(NextNodeCapacity() * sizeof(Node));
+  const bool grow_index =
+      index_full && GrowthPays(index_.GrowthCharge(), index_.bytes(), index_.size(), charge);
+  const bool grow_nodes =
+      nodes_full && GrowthPays(node_growth, nodes_bytes_, node_capacity_ - 1, charge);
+  auto must_evict = [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS {  // Runs under mu_.
     uint64_t n = charge;
     if (grow_index) n += index_.GrowthCharge();
-    if (grow_nodes) n += ChargeUpperBound(NextNodeCapacity() * sizeof(Node));
-    return n;
+    if (grow_nodes) n += node_growth;
+    return Used() + n > budget_ || (!grow_index && index_.NeedsGrowth()) ||
+           (!grow_nodes && free_ == 0 && node_used_ == node_capacity_);
   };
-  while (budget_ != 0 && Used() + needed() > budget_) {
+  while (budget_ != 0 && must_evict()) {
     const uint32_t victim = nodes_[0].prev;
     if (victim == 0) {
       std::free(block);
@@ -142,7 +159,7 @@ absl::Status LruShard::Set(std::string_view key, uint64_t hash, std::string_view
     Remove(index_.FindRef(hasher_(item::Decode(nodes_[victim].block).key), victim));
     ++(expired ? stats_.expirations : stats_.evictions);
   }
-  if (grow_index || index_.NeedsGrowth()) index_.Grow();
+  if (grow_index || (budget_ == 0 && index_.NeedsGrowth())) index_.Grow();
   if (grow_nodes) GrowNodes();
   uint32_t id = free_;
   if (id != 0) {

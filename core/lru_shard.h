@@ -72,6 +72,10 @@ class LruShard final : public Shard {
     return node_capacity_ + node_capacity_ / 2;
   }
   bool GrowNodes() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Whether growing a table by `growth` bytes (freeing `freed` once done) lets the budget hold
+  // more than `allowed_now` entries of the current average size (new_entry if empty).
+  bool GrowthPays(uint64_t growth, uint64_t freed, uint64_t allowed_now, uint64_t new_entry) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Immutable after construction.
   const uint64_t budget_;
