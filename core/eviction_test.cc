@@ -9,6 +9,8 @@
 #include <string>
 
 #include "core/command.h"
+#include "core/executor.h"
+#include "core/recording_sink.h"
 #include "core/store.h"
 #include "gtest/gtest.h"
 
@@ -78,6 +80,32 @@ TEST_F(EvictionTest, NoEvictionRejectsWritesAndKeepsData) {
   // Deleting makes room again.
   for (int i = 0; i < 100; ++i) ASSERT_TRUE(store_->Delete(Key(i), store_->Hash(Key(i)), 0));
   EXPECT_TRUE(Set("fresh", kValue).ok());
+}
+
+TEST_F(EvictionTest, NoEvictionExpireThatCannotGrowTheEntryIsAnOutOfMemoryError) {
+  // A key's first expiry adds 6 bytes to its entry; in a full noeviction store with no dead
+  // space to reclaim there is nowhere to put them. The key stays as it was.
+  Make(EvictionPolicy::kNoEviction, 64 * 1024);
+  int stored = 0;
+  while (Set(Key(stored), kValue).ok()) ++stored;
+  const absl::StatusOr<bool> r =
+      store_->TryExpire(Key(0), store_->Hash(Key(0)), clock_.NowMs() + 1000, clock_.NowMs());
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(store_->TtlMs(Key(0), store_->Hash(Key(0)), clock_.NowMs()), kTtlNoExpiry);
+  EXPECT_EQ(Value(Key(0)), kValue);
+  // Through the executor it is an error result, not "not found".
+  Executor executor(store_.get(), nullptr);
+  RecordingSink sink;
+  const Command expire = Command::Expire(Key(1), 1000);
+  executor.Execute(Frontend::kFastPath, absl::MakeConstSpan(&expire, 1), sink);
+  ASSERT_EQ(sink.results.size(), 1u);
+  EXPECT_EQ(sink.results[0].code, ResultCode::kError);
+  EXPECT_EQ(sink.results[0].error, absl::StatusCode::kResourceExhausted);
+  // Once there is room again (keys deleted around it, so its segment can be compacted), it works.
+  for (int i = 1; i < 40; ++i) ASSERT_TRUE(store_->Delete(Key(i), store_->Hash(Key(i)), 0));
+  EXPECT_TRUE(store_->Expire(Key(0), store_->Hash(Key(0)), clock_.NowMs() + 1000, clock_.NowMs()));
+  EXPECT_EQ(store_->TtlMs(Key(0), store_->Hash(Key(0)), clock_.NowMs()), 1000);
 }
 
 TEST_F(EvictionTest, NoEvictionCompactsDeadSpaceInsteadOfFailing) {

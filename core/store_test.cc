@@ -6,6 +6,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/alloc.h"
 #include "core/command.h"
 #include "gtest/gtest.h"
 
@@ -242,6 +243,30 @@ TEST_P(StoreTest, LargeValuesRoundTrip) {
   EXPECT_LT(s.heap_bytes, 1000u);
 }
 
+TEST_P(StoreTest, HalfGigabyteValue) {
+  // The largest value the store promises (512 MiB): out of line, copied before the lock.
+  if (kSanitizedAllocator) GTEST_SKIP() << "too large for the sanitizer builds' shadow memory";
+  const std::string huge(512u << 20, 'h');
+  const absl::Status s = Set("huge", huge);
+  if (GetParam().max_memory_bytes != 0) {
+    // 512 MiB does not fit a 16 MiB shard: refused before anything is allocated.
+    EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted);
+    return;
+  }
+  ASSERT_TRUE(s.ok()) << s;
+  size_t size = 0;
+  bool same = false;
+  store_.Get("huge", store_.Hash("huge"), clock_.NowMs(), [&](std::string_view v) {
+    size = v.size();
+    same = v == huge;
+  });
+  EXPECT_EQ(size, huge.size());
+  EXPECT_TRUE(same);
+  EXPECT_GE(store_.Stats().heap_bytes, huge.size());
+  EXPECT_TRUE(Delete("huge"));
+  EXPECT_LT(store_.Stats().heap_bytes, 1u << 20);
+}
+
 TEST_P(StoreTest, ExpireGrowsAnEntryWithoutLosingIt) {
   // The first expiry of a key adds 6 bytes to its entry, which then moves; its neighbours stay.
   for (int i = 0; i < 500; ++i) ASSERT_TRUE(Set("e" + std::to_string(i), std::to_string(i)).ok());
@@ -302,6 +327,7 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(Layout{"s3fifo_unlimited", EvictionPolicy::kS3Fifo, 0},
                       Layout{"s3fifo_limited", EvictionPolicy::kS3Fifo, 64 << 20},
                       Layout{"lru", EvictionPolicy::kLru, 64 << 20},
+                      Layout{"lru_unlimited", EvictionPolicy::kLru, 0},
                       Layout{"noeviction", EvictionPolicy::kNoEviction, 64 << 20}),
     [](const auto& info) { return std::string(info.param.name); });
 
