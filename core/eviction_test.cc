@@ -97,7 +97,8 @@ TEST_F(EvictionTest, NoEvictionExpireThatCannotGrowTheEntryIsAnOutOfMemoryError)
   // Through the executor it is an error result, not "not found".
   Executor executor(store_.get(), nullptr);
   RecordingSink sink;
-  const Command expire = Command::Expire(Key(1), 1000);
+  const std::string key1 = Key(1);  // Commands hold views: the key must outlive the batch.
+  const Command expire = Command::Expire(key1, 1000);
   executor.Execute(Frontend::kFastPath, absl::MakeConstSpan(&expire, 1), sink);
   ASSERT_EQ(sink.results.size(), 1u);
   EXPECT_EQ(sink.results[0].code, ResultCode::kError);
