@@ -123,7 +123,7 @@ TEST(KeyIndexTest, MatchesAModelThroughInsertsErasesAndGrowth) {
       model.erase(it);
     }
     ASSERT_EQ(index.size(), model.size());
-    ASSERT_LE(index.size() * 8, index.capacity() * 7 + 8);
+    ASSERT_LE(index.size() * 5, index.capacity() * 4 + 5);
   }
   for (const auto& [ref, hash] : model) ASSERT_NE(find(hash, ref), KeyIndex::kNotFound) << ref;
   EXPECT_EQ(find(12345, next_ref + 1), KeyIndex::kNotFound);
