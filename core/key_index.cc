@@ -1,6 +1,7 @@
 #include "core/key_index.h"
 
 #include <cstdlib>
+#include <cstring>
 #include <utility>
 
 #include "core/alloc.h"
@@ -22,6 +23,9 @@ KeyIndex::KeyIndex() {
 KeyIndex::~KeyIndex() { std::free(slots_); }
 
 void KeyIndex::Place(uint64_t slot) {
+  // Robin Hood order keeps every cluster sorted by home slot. Find where this slot belongs (an
+  // empty slot, or the first one whose entry sits closer to its home than this one would), then
+  // shift the rest of the cluster one step instead of swapping entry by entry.
   size_t pos = Home(static_cast<uint32_t>(slot >> kRefBits));
   for (size_t dist = 0;; ++dist) {
     const uint64_t s = slots_[pos];
@@ -29,15 +33,21 @@ void KeyIndex::Place(uint64_t slot) {
       slots_[pos] = slot;
       return;
     }
-    // Robin Hood: the slot further from its home keeps the place.
-    const size_t d = Distance(pos, s);
-    if (d < dist) {
-      slots_[pos] = slot;
-      slot = s;
-      dist = d;
-    }
+    if (Distance(pos, s) < dist) break;
     if (++pos == capacity_) pos = 0;
   }
+  size_t end = pos;
+  do {
+    if (++end == capacity_) end = 0;
+  } while (slots_[end] != 0);
+  if (end > pos) {
+    std::memmove(&slots_[pos + 1], &slots_[pos], (end - pos) * sizeof(uint64_t));
+  } else {  // The cluster wraps around the end of the table.
+    std::memmove(&slots_[1], &slots_[0], end * sizeof(uint64_t));
+    slots_[0] = slots_[capacity_ - 1];
+    std::memmove(&slots_[pos + 1], &slots_[pos], (capacity_ - 1 - pos) * sizeof(uint64_t));
+  }
+  slots_[pos] = slot;
 }
 
 void KeyIndex::Insert(uint64_t hash, uint64_t ref) {

@@ -132,6 +132,31 @@ TEST(KeyIndexTest, MatchesAModelThroughInsertsErasesAndGrowth) {
   }
 }
 
+TEST(KeyIndexTest, ClustersWrapAroundTheEnd) {
+  // Tags at the top of the range have their home in the last slot, tags 0 in the first: their
+  // clusters wrap, and inserts shift and deletes pull entries across the end of the table.
+  KeyIndex index;
+  std::vector<std::pair<uint64_t, uint64_t>> entries;  // (hash, ref)
+  for (uint64_t i = 0; i < 12; ++i) {
+    const uint64_t tag = i % 3 == 0 ? 0 : 0xffffff - (i % 2);
+    entries.emplace_back((tag << 8) | (i << 40), i + 1);
+  }
+  for (const auto& [hash, ref] : entries) {
+    ASSERT_FALSE(index.NeedsGrowth());
+    index.Insert(hash, ref);
+  }
+  for (const auto& [hash, ref] : entries) ASSERT_NE(index.FindRef(hash, ref), KeyIndex::kNotFound);
+  for (size_t i = 0; i < entries.size(); i += 2) {
+    const size_t pos = index.FindRef(entries[i].first, entries[i].second);
+    ASSERT_NE(pos, KeyIndex::kNotFound);
+    index.EraseAt(pos);
+  }
+  for (size_t i = 0; i < entries.size(); ++i) {
+    const bool present = index.FindRef(entries[i].first, entries[i].second) != KeyIndex::kNotFound;
+    EXPECT_EQ(present, i % 2 == 1) << i;
+  }
+}
+
 TEST(KeyIndexTest, SetRefAtKeepsTheSlotFindable) {
   KeyIndex index;
   index.Insert(0xabcdef12345678, 7);
