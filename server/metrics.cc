@@ -40,36 +40,100 @@ ClientMetric Histogram(const std::array<double, N>& bounds,
 
 }  // namespace
 
+// Hands out blocks and keeps every block ever handed out, so their counts are summed for the
+// lifetime of the Metrics object even after the thread that wrote them exits.
+class Metrics::BlockRegistry {
+ public:
+  Block* Acquire() {
+    core::MutexLock lock(&mu_);
+    if (!free_.empty()) {
+      Block* b = free_.back();
+      free_.pop_back();
+      return b;
+    }
+    blocks_.push_back(std::make_unique<Block>());
+    return blocks_.back().get();
+  }
+  void Release(Block* block) {
+    core::MutexLock lock(&mu_);
+    free_.push_back(block);
+  }
+  // Calls fn(block) for every block, under the registry's lock (blocks are never freed while
+  // the registry lives; their cells are read with relaxed loads).
+  template <typename Fn>
+  void ForEach(Fn fn) const {
+    core::MutexLock lock(&mu_);
+    for (const auto& b : blocks_) fn(*b);
+  }
+
+ private:
+  mutable core::Mutex mu_;
+  std::vector<std::unique_ptr<Block>> blocks_ ABSL_GUARDED_BY(mu_);
+  std::vector<Block*> free_ ABSL_GUARDED_BY(mu_);
+};
+
+// A thread's block for one Metrics instance (the last one it recorded into). Returning the block
+// at thread exit lets short-lived threads (gRPC grows and shrinks its pool) reuse blocks instead
+// of adding one each.
+class Metrics::ThreadSlot {
+ public:
+  ~ThreadSlot() { Reset(); }
+  Block* For(uint64_t id, const std::shared_ptr<BlockRegistry>& registry) {
+    if (id != id_) {
+      Reset();
+      block_ = registry->Acquire();
+      registry_ = registry;
+      id_ = id;
+    }
+    return block_;
+  }
+
+ private:
+  void Reset() {
+    if (registry_ != nullptr) registry_->Release(block_);
+    registry_.reset();
+    block_ = nullptr;
+    id_ = 0;
+  }
+  uint64_t id_ = 0;
+  std::shared_ptr<BlockRegistry> registry_;
+  Block* block_ = nullptr;
+};
+
+namespace {
+std::atomic<uint64_t> next_metrics_id{1};
+}  // namespace
+
 Metrics::Metrics(std::string version, std::string git_commit)
-    : version_(std::move(version)),
+    : id_(next_metrics_id.fetch_add(1, kRelaxed)),
+      version_(std::move(version)),
       git_commit_(std::move(git_commit)),
-      stripes_(new Stripe[kStripes]) {}
+      registry_(std::make_shared<BlockRegistry>()) {}
 
 Metrics::~Metrics() = default;
 
-Metrics::Stripe& Metrics::MyStripe() {
-  // Each thread keeps the stripe it was dealt first; threads rarely share one.
-  thread_local size_t index = next_stripe_.fetch_add(1, kRelaxed) % kStripes;
-  return stripes_[index];
+Metrics::Block& Metrics::MyBlock() {
+  thread_local ThreadSlot slot;
+  return *slot.For(id_, registry_);
 }
 
 void Metrics::RecordBatch(const core::BatchMetrics& batch) {
-  PerFrontend& fe = MyStripe().fe[static_cast<size_t>(batch.frontend)];
+  PerFrontend& fe = MyBlock().fe[static_cast<size_t>(batch.frontend)];
   for (size_t c = 0; c < core::kNumCommands; ++c) {
     for (size_t o = 0; o < core::kNumOutcomes; ++o) {
       if (const uint32_t n = batch.counts[c][o]; n != 0) {
-        fe.commands[c * core::kNumOutcomes + o].fetch_add(n, kRelaxed);
+        fe.commands[c * core::kNumOutcomes + o].Add(n);
       }
     }
   }
-  fe.size_sum.fetch_add(batch.commands, kRelaxed);
+  fe.size_sum.Add(batch.commands);
   fe.size_buckets[BucketOf(batch.commands, kBatchCommandBuckets.data(),
                            kBatchCommandBuckets.size())]
-      .fetch_add(1, kRelaxed);
-  fe.latency_sum_ns.fetch_add(batch.latency_ns, kRelaxed);
+      .Add(1);
+  fe.latency_sum_ns.Add(batch.latency_ns);
   fe.latency_buckets[BucketOf(static_cast<double>(batch.latency_ns) * 1e-9,
                               kBatchSecondsBuckets.data(), kBatchSecondsBuckets.size())]
-      .fetch_add(1, kRelaxed);
+      .Add(1);
 }
 
 void Metrics::AddSource(Source source) {
@@ -122,18 +186,16 @@ void Metrics::CollectBatches(std::vector<MetricFamily>* out) const {
     std::array<uint64_t, kBatchCommandBuckets.size() + 1> size_buckets{};
     std::array<uint64_t, kBatchSecondsBuckets.size() + 1> latency_buckets{};
     uint64_t size_sum = 0, latency_sum_ns = 0;
-    for (size_t s = 0; s < kStripes; ++s) {
-      const PerFrontend& fe = stripes_[s].fe[f];
-      for (size_t i = 0; i < kCmdCells; ++i) cmd[i] += fe.commands[i].load(kRelaxed);
-      for (size_t i = 0; i < size_buckets.size(); ++i) {
-        size_buckets[i] += fe.size_buckets[i].load(kRelaxed);
-      }
+    registry_->ForEach([&](const Block& block) {
+      const PerFrontend& fe = block.fe[f];
+      for (size_t i = 0; i < kCmdCells; ++i) cmd[i] += fe.commands[i].Get();
+      for (size_t i = 0; i < size_buckets.size(); ++i) size_buckets[i] += fe.size_buckets[i].Get();
       for (size_t i = 0; i < latency_buckets.size(); ++i) {
-        latency_buckets[i] += fe.latency_buckets[i].load(kRelaxed);
+        latency_buckets[i] += fe.latency_buckets[i].Get();
       }
-      size_sum += fe.size_sum.load(kRelaxed);
-      latency_sum_ns += fe.latency_sum_ns.load(kRelaxed);
-    }
+      size_sum += fe.size_sum.Get();
+      latency_sum_ns += fe.latency_sum_ns.Get();
+    });
     // Buckets and count are read separately; derive the count from the buckets so the
     // exposition is always self-consistent.
     uint64_t size_total = 0, latency_total = 0;

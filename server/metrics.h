@@ -1,10 +1,11 @@
 // Prometheus metrics for crabcached, collected at scrape time.
 //
-// The executor calls RecordBatch once per batch. Counts land in one of a few cache-line-aligned
-// stripes (a thread keeps its stripe), as relaxed atomic adds on memory other threads rarely
-// touch: no contended atomic per command, and nothing is summed until Prometheus scrapes.
-// Everything else (store size, connections, streams, protocol errors, bytes) is read at scrape
-// time from callbacks the front ends register.
+// The executor calls RecordBatch once per batch. Each thread that records owns a private block of
+// counters (taken from a registry on its first batch, handed back when the thread exits, reused by
+// the next new thread), so recording is a handful of plain relaxed loads and stores to memory no
+// other thread writes: no atomic read-modify-write, no shared cache line, nothing summed until
+// Prometheus scrapes. Everything else (store size, connections, streams, protocol errors, bytes)
+// is read at scrape time from callbacks the front ends register.
 #ifndef CRABCACHE_SERVER_METRICS_H_
 #define CRABCACHE_SERVER_METRICS_H_
 
@@ -38,6 +39,13 @@ inline constexpr std::array<double, 15> kBatchSecondsBuckets = {
 class Metrics final : public core::MetricsSink, public prometheus::Collectable {
  public:
   using Labels = std::vector<std::pair<std::string, std::string>>;
+  struct Source {
+    std::string name;
+    std::string help;
+    bool counter;
+    Labels labels;
+    std::function<double()> read;
+  };
 
   Metrics(std::string version, std::string git_commit);
   ~Metrics() override;
@@ -57,37 +65,41 @@ class Metrics final : public core::MetricsSink, public prometheus::Collectable {
   std::vector<prometheus::MetricFamily> Collect() const override;
 
  private:
-  static constexpr size_t kStripes = 16;
   static constexpr size_t kCmdCells = core::kNumCommands * core::kNumOutcomes;
 
-  struct PerFrontend {
-    std::array<std::atomic<uint64_t>, kCmdCells> commands{};
-    std::array<std::atomic<uint64_t>, kBatchCommandBuckets.size() + 1> size_buckets{};
-    std::array<std::atomic<uint64_t>, kBatchSecondsBuckets.size() + 1> latency_buckets{};
-    std::atomic<uint64_t> size_sum{0};
-    std::atomic<uint64_t> latency_sum_ns{0};
+  // A counter with exactly one writer at a time: Add is a relaxed load and store (no locked
+  // instruction); readers on other threads load it relaxed.
+  struct Cell {
+    std::atomic<uint64_t> v{0};
+    void Add(uint64_t n) {
+      v.store(v.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+    }
+    uint64_t Get() const { return v.load(std::memory_order_relaxed); }
   };
-  struct alignas(64) Stripe {
+  struct PerFrontend {
+    std::array<Cell, kCmdCells> commands;
+    std::array<Cell, kBatchCommandBuckets.size() + 1> size_buckets;
+    std::array<Cell, kBatchSecondsBuckets.size() + 1> latency_buckets;
+    Cell size_sum;
+    Cell latency_sum_ns;
+  };
+  // One thread's counters. Cache-line aligned so two threads never share a line.
+  struct alignas(64) Block {
     std::array<PerFrontend, core::kNumFrontends> fe;
   };
-  struct Source {
-    std::string name;
-    std::string help;
-    bool counter;
-    Labels labels;
-    std::function<double()> read;
-  };
+  class BlockRegistry;
+  class ThreadSlot;
 
-  Stripe& MyStripe();
+  Block& MyBlock();
   void AddSource(Source source);
   void CollectBatches(std::vector<prometheus::MetricFamily>* out) const;
 
   // Immutable after construction.
+  const uint64_t id_;  // Unique per instance, so a thread's cached block is never mistaken.
   const std::string version_;
   const std::string git_commit_;
-  const std::unique_ptr<Stripe[]> stripes_;
-
-  std::atomic<size_t> next_stripe_{0};
+  // Shared with the thread-local slots, which may outlive this object.
+  const std::shared_ptr<BlockRegistry> registry_;
 
   mutable core::Mutex mu_;
   std::vector<Source> sources_ ABSL_GUARDED_BY(mu_);

@@ -96,5 +96,28 @@ TEST(MetricsTest, ConcurrentRecordingLosesNothing) {
   EXPECT_NE(Scrape(m).find("outcome=\"hit\"} 80000"), std::string::npos);
 }
 
+TEST(MetricsTest, CountsOfExitedThreadsSurviveAndBlocksAreReused) {
+  Metrics m("v", "c");
+  // 200 short-lived threads, one at a time: each records, exits and hands its block back.
+  for (int i = 0; i < 200; ++i) {
+    std::thread([&] { m.RecordBatch(Batch(core::Frontend::kGrpc, 0, 0, 2, 10)); }).join();
+  }
+  EXPECT_NE(Scrape(m).find("crabcache_commands_total{command=\"set\",frontend=\"grpc\","
+                           "outcome=\"ok\"} 400"),
+            std::string::npos);
+  EXPECT_NE(Scrape(m).find("crabcache_batch_commands_count{frontend=\"grpc\"} 200"),
+            std::string::npos);
+}
+
+TEST(MetricsTest, TwoInstancesInOneThreadStayApart) {
+  Metrics a("v", "c");
+  Metrics b("v", "c");
+  a.RecordBatch(Batch(core::Frontend::kFastPath, 1, 0, 0, 10));
+  b.RecordBatch(Batch(core::Frontend::kFastPath, 5, 0, 0, 10));
+  a.RecordBatch(Batch(core::Frontend::kFastPath, 1, 0, 0, 10));
+  EXPECT_NE(Scrape(a).find("outcome=\"hit\"} 2"), std::string::npos) << Scrape(a);
+  EXPECT_NE(Scrape(b).find("outcome=\"hit\"} 5"), std::string::npos) << Scrape(b);
+}
+
 }  // namespace
 }  // namespace crabcache::server

@@ -47,8 +47,10 @@ class CacheService::BatchReactor final
       EndReads(std::nullopt);
       return;
     }
+    service_->bytes_in_.fetch_add(request_.ByteSizeLong(), std::memory_order_relaxed);
     const size_t limit = service_->options_.max_batch_commands;
     if (static_cast<size_t>(request_.commands_size()) > limit) {
+      service_->oversized_batches_.fetch_add(1, std::memory_order_relaxed);
       EndReads(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                             absl::StrCat("batch ", request_.id(), " has ", request_.commands_size(),
                                          " commands; the limit is ", limit)));
@@ -92,6 +94,9 @@ class CacheService::BatchReactor final
     {
       core::MutexLock lock(&mu_);
       writing_ = false;
+      // Serialising for the write cached the size: reading it costs nothing.
+      service_->bytes_out_.fetch_add(responses_[write_index_].GetCachedSize(),
+                                     std::memory_order_relaxed);
       if (!ok) {
         // The stream is broken (cancelled or the peer went away): drop what is pending and read
         // no more. A read still in flight fails on its own and finishes the stream.

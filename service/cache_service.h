@@ -48,6 +48,12 @@ class CacheService final : public crabcache::v1::Cache::CallbackService {
   int64_t open_streams() const { return open_streams_.load(std::memory_order_relaxed); }
   // BatchExecute streams ever opened. For metrics.
   uint64_t streams_total() const { return streams_total_.load(std::memory_order_relaxed); }
+  // Protobuf-encoded BatchExecute payload bytes read and written (gRPC and HTTP/2 framing not
+  // included). For metrics.
+  uint64_t bytes_in() const { return bytes_in_.load(std::memory_order_relaxed); }
+  uint64_t bytes_out() const { return bytes_out_.load(std::memory_order_relaxed); }
+  // Streams failed because a BatchRequest had more than max_batch_commands commands.
+  uint64_t oversized_batches() const { return oversized_batches_.load(std::memory_order_relaxed); }
 
  private:
   class BatchReactor;
@@ -59,6 +65,10 @@ class CacheService final : public crabcache::v1::Cache::CallbackService {
   // Atomic; updated by reactors on gRPC threads.
   std::atomic<int64_t> open_streams_{0};
   std::atomic<uint64_t> streams_total_{0};
+  // Per batch, never per command.
+  std::atomic<uint64_t> bytes_in_{0};
+  std::atomic<uint64_t> bytes_out_{0};
+  std::atomic<uint64_t> oversized_batches_{0};
 };
 
 }  // namespace crabcache::service

@@ -25,6 +25,10 @@ absl::Status Validate(const GrpcOptions& options) {
   if (options.port < 0 || options.port > 65535) {
     return absl::InvalidArgumentError(absl::StrCat("grpc port out of range: ", options.port));
   }
+  if (options.health_port < -1 || options.health_port > 65535) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("health port out of range: ", options.health_port));
+  }
   if (options.address.empty()) return absl::InvalidArgumentError("grpc address is empty");
   if (options.max_batch_commands == 0) {
     return absl::InvalidArgumentError("max_batch_commands must be positive");
@@ -33,6 +37,22 @@ absl::Status Validate(const GrpcOptions& options) {
     return absl::InvalidArgumentError("max_message_bytes and max_concurrent_streams must be > 0");
   }
   return absl::OkStatus();
+}
+
+// A server with no services of its own: the default health service (and reflection) only.
+absl::StatusOr<std::unique_ptr<grpc::Server>> StartHealthServer(const std::string& address,
+                                                                int port, int* bound_port) {
+  const std::string target = HostPort(address, port);
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(target, grpc::InsecureServerCredentials(), bound_port);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr || *bound_port == 0) {
+    return absl::UnavailableError(absl::StrCat("cannot serve gRPC health on ", target));
+  }
+  server->GetHealthCheckService()->SetServingStatus(true);
+  core::Log(core::LogLevel::kInfo, "grpc health listening",
+            {{"address", HostPort(address, *bound_port)}});
+  return server;
 }
 
 }  // namespace
@@ -62,20 +82,37 @@ absl::StatusOr<std::unique_ptr<GrpcFrontend>> GrpcFrontend::Start(const GrpcOpti
   core::Log(core::LogLevel::kInfo, "grpc listening",
             {{"address", HostPort(options.address, bound_port)}});
 
-  std::unique_ptr<GrpcFrontend> frontend(new GrpcFrontend(std::move(service), bound_port));
+  std::unique_ptr<grpc::Server> health_server;
+  int health_port = 0;
+  if (options.health_port != 0) {
+    auto started =
+        StartHealthServer(options.address, std::max(options.health_port, 0), &health_port);
+    if (!started.ok()) {
+      server->Shutdown(absl::ToChronoTime(absl::Now()));
+      server->Wait();
+      return started.status();
+    }
+    health_server = *std::move(started);
+  }
+
+  std::unique_ptr<GrpcFrontend> frontend(
+      new GrpcFrontend(std::move(service), bound_port, health_port));
   core::MutexLock lock(&frontend->mu_);
   frontend->server_ = std::move(server);
+  frontend->health_server_ = std::move(health_server);
   return frontend;
 }
 
-GrpcFrontend::GrpcFrontend(std::unique_ptr<CacheService> service, int port)
-    : service_(std::move(service)), port_(port) {}
+GrpcFrontend::GrpcFrontend(std::unique_ptr<CacheService> service, int port, int health_port)
+    : service_(std::move(service)), port_(port), health_port_(health_port) {}
 
 GrpcFrontend::~GrpcFrontend() { Shutdown(absl::InfinitePast()); }
 
 void GrpcFrontend::SetNotServing() {
   core::MutexLock lock(&mu_);
-  if (!shut_down_) server_->GetHealthCheckService()->SetServingStatus(false);
+  if (shut_down_) return;
+  server_->GetHealthCheckService()->SetServingStatus(false);
+  if (health_server_ != nullptr) health_server_->GetHealthCheckService()->SetServingStatus(false);
 }
 
 void GrpcFrontend::Shutdown(absl::Time deadline) {
@@ -85,12 +122,18 @@ void GrpcFrontend::Shutdown(absl::Time deadline) {
   if (shut_down_) return;
   shut_down_ = true;
   server_->GetHealthCheckService()->Shutdown();  // NOT_SERVING, and stays so.
+  if (health_server_ != nullptr) health_server_->GetHealthCheckService()->Shutdown();
   if (deadline == absl::InfiniteFuture()) {
     server_->Shutdown();
   } else {
     server_->Shutdown(absl::ToChronoTime(std::max(deadline, absl::Now())));
   }
   server_->Wait();
+  if (health_server_ != nullptr) {
+    // Probes have nothing in flight worth waiting for.
+    health_server_->Shutdown(absl::ToChronoTime(absl::Now()));
+    health_server_->Wait();
+  }
   core::Log(core::LogLevel::kInfo, "grpc stopped",
             {{"open_streams", absl::StrCat(service_->open_streams())}});
 }

@@ -30,6 +30,9 @@ struct GrpcOptions {
   int max_message_bytes = 64 << 20;
   // HTTP/2 streams (concurrent RPCs) per client connection.
   int max_concurrent_streams = 1024;
+  // If non-zero (or -1 for "any free port"), a second listener that serves only
+  // grpc.health.v1 in plaintext, for kubelet gRPC probes when the main port needs TLS or auth.
+  int health_port = 0;
 };
 
 // The running gRPC server: crabcache.v1.Cache, grpc.health.v1.Health (SERVING until
@@ -50,6 +53,8 @@ class GrpcFrontend {
 
   // The bound port (the chosen one when options.port was 0).
   int port() const { return port_; }
+  // The bound health-only port; 0 when there is none.
+  int health_port() const { return health_port_; }
 
   // Health answers NOT_SERVING from now on (for every service name); RPCs still run. Call at the
   // start of a graceful shutdown so load balancers drain the instance.
@@ -62,16 +67,19 @@ class GrpcFrontend {
   // BatchExecute streams open now / ever. For metrics; cheap (relaxed atomics).
   int64_t open_streams() const { return service_->open_streams(); }
   uint64_t streams_total() const { return service_->streams_total(); }
+  const CacheService& service() const { return *service_; }
 
  private:
-  GrpcFrontend(std::unique_ptr<CacheService> service, int port);
+  GrpcFrontend(std::unique_ptr<CacheService> service, int port, int health_port);
 
   // Immutable after Start. Declared before server_ so it is destroyed after it.
   const std::unique_ptr<CacheService> service_;
   const int port_;
+  const int health_port_;
 
   core::Mutex mu_;
   std::unique_ptr<grpc::Server> server_ ABSL_GUARDED_BY(mu_);
+  std::unique_ptr<grpc::Server> health_server_ ABSL_GUARDED_BY(mu_);  // Null without health_port.
   bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
 };
 

@@ -1,10 +1,15 @@
 // End-to-end tests of the gRPC front end through real channels.
+#include <arpa/inet.h>
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdlib>
 #include <map>
 #include <memory>
 #include <optional>
@@ -30,35 +35,131 @@ using crabcache::v1::BatchRequest;
 using crabcache::v1::BatchResponse;
 using crabcache::v1::Cache;
 
+// The key limit the tests assume; the external server is started with --max_key_bytes=1024.
 constexpr size_t kMaxKeyBytes = 1024;
 
-class GrpcFrontendTest : public ::testing::Test {
- protected:
-  GrpcFrontendTest()
+// Where the tests' server lives. By default in this process: a GrpcFrontend over a real store
+// and executor on 127.0.0.1:0, so the tests also run under ASan+UBSan. When the environment names
+// CRABCACHE_TEST_GRPC_TARGET (host:port) and CRABCACHE_TEST_METRICS_PORT, a real crabcached that
+// tests/polyglot/run_with_server.py started, observed through its /metrics.
+class TestServer {
+ public:
+  virtual ~TestServer() = default;
+  virtual std::string target() const = 0;
+  virtual int64_t open_streams() = 0;
+  virtual uint64_t streams_total() = 0;
+};
+
+class InProcessServer final : public TestServer {
+ public:
+  InProcessServer()
       : store_(core::StoreOptions{.num_shards = 8}),
         executor_(&store_, nullptr, core::ExecutorOptions{.max_key_bytes = kMaxKeyBytes}) {
     auto frontend = GrpcFrontend::Start({.address = "127.0.0.1", .port = 0}, &executor_);
     EXPECT_TRUE(frontend.ok()) << frontend.status();
     frontend_ = *std::move(frontend);
-    channel_ = grpc::CreateChannel(absl::StrCat("127.0.0.1:", frontend_->port()),
-                                   grpc::InsecureChannelCredentials());
-    stub_ = Cache::NewStub(channel_);
   }
-
-  // Waits (bounded) until every stream's reactor has run OnDone.
-  void ExpectNoOpenStreams() {
-    const absl::Time deadline = absl::Now() + absl::Seconds(10);
-    while (frontend_->open_streams() != 0 && absl::Now() < deadline) {
-      absl::SleepFor(absl::Milliseconds(5));
-    }
-    EXPECT_EQ(frontend_->open_streams(), 0);
-  }
+  std::string target() const override { return absl::StrCat("127.0.0.1:", frontend_->port()); }
+  int64_t open_streams() override { return frontend_->open_streams(); }
+  uint64_t streams_total() override { return frontend_->streams_total(); }
 
   core::Store store_;
   core::Executor executor_;
   std::unique_ptr<GrpcFrontend> frontend_;
+};
+
+class ExternalServer final : public TestServer {
+ public:
+  ExternalServer(std::string target, int metrics_port)
+      : target_(std::move(target)), metrics_port_(metrics_port) {}
+  std::string target() const override { return target_; }
+  int64_t open_streams() override {
+    return static_cast<int64_t>(Sample("crabcache_grpc_streams_open"));
+  }
+  uint64_t streams_total() override {
+    return static_cast<uint64_t>(Sample("crabcache_grpc_streams_total"));
+  }
+
+ private:
+  // The value of an unlabelled sample in the server's /metrics (-1 if absent).
+  double Sample(const std::string& name) {
+    const std::string text = HttpGet(metrics_port_, "/metrics");
+    const std::string prefix = "\n" + name + " ";
+    const size_t at = text.find(prefix);
+    if (at == std::string::npos) {
+      ADD_FAILURE() << name << " not in /metrics";
+      return -1;
+    }
+    return std::strtod(text.c_str() + at + prefix.size(), nullptr);
+  }
+
+  static std::string HttpGet(int port, const std::string& path) {
+    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    std::string out;
+    if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
+      const std::string request = "GET " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+      if (write(fd, request.data(), request.size()) == static_cast<ssize_t>(request.size())) {
+        char buf[4096];
+        for (ssize_t n; (n = read(fd, buf, sizeof(buf))) > 0;) out.append(buf, n);
+      }
+    }
+    close(fd);
+    return out;
+  }
+
+  const std::string target_;
+  const int metrics_port_;
+};
+
+std::unique_ptr<TestServer> MakeTestServer() {
+  const char* target = std::getenv("CRABCACHE_TEST_GRPC_TARGET");
+  const char* metrics = std::getenv("CRABCACHE_TEST_METRICS_PORT");
+  if (target != nullptr && metrics != nullptr) {
+    return std::make_unique<ExternalServer>(target, std::atoi(metrics));
+  }
+  return std::make_unique<InProcessServer>();
+}
+
+// The contract every crabcached honours: runs in process and against the real binary.
+class GrpcContractTest : public ::testing::Test {
+ protected:
+  GrpcContractTest()
+      : server_(MakeTestServer()),
+        channel_(grpc::CreateChannel(server_->target(), grpc::InsecureChannelCredentials())),
+        stub_(Cache::NewStub(channel_)) {}
+
+  // Waits (bounded) until every stream's reactor has run OnDone.
+  void ExpectNoOpenStreams() {
+    const absl::Time deadline = absl::Now() + absl::Seconds(10);
+    while (server_->open_streams() != 0 && absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(5));
+    }
+    EXPECT_EQ(server_->open_streams(), 0);
+  }
+
+  std::unique_ptr<TestServer> server_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<Cache::Stub> stub_;
+};
+
+// What only an in-process front end can show: its own limits, health switch and shutdown.
+class GrpcFrontendTest : public ::testing::Test {
+ protected:
+  GrpcFrontendTest()
+      : channel_(grpc::CreateChannel(server_.target(), grpc::InsecureChannelCredentials())),
+        stub_(Cache::NewStub(channel_)),
+        frontend_(server_.frontend_.get()),
+        executor_(server_.executor_) {}
+
+  InProcessServer server_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<Cache::Stub> stub_;
+  GrpcFrontend* const frontend_;
+  core::Executor& executor_;
 };
 
 void AddSet(BatchRequest* batch, const std::string& key, const std::string& value,
@@ -75,7 +176,7 @@ void AddDelete(BatchRequest* batch, const std::string& key) {
   batch->add_commands()->mutable_delete_()->set_key(key);
 }
 
-TEST_F(GrpcFrontendTest, ManyBatchesPipelined) {
+TEST_F(GrpcContractTest, ManyBatchesPipelined) {
   constexpr int kBatches = 1000;
   grpc::ClientContext context;
   auto stream = stub_->BatchExecute(&context);
@@ -107,7 +208,7 @@ TEST_F(GrpcFrontendTest, ManyBatchesPipelined) {
   ExpectNoOpenStreams();
 }
 
-TEST_F(GrpcFrontendTest, EmptyBatchGetsEmptyResponse) {
+TEST_F(GrpcContractTest, EmptyBatchGetsEmptyResponse) {
   grpc::ClientContext context;
   auto stream = stub_->BatchExecute(&context);
   BatchRequest batch;
@@ -121,7 +222,7 @@ TEST_F(GrpcFrontendTest, EmptyBatchGetsEmptyResponse) {
   EXPECT_TRUE(stream->Finish().ok());
 }
 
-TEST_F(GrpcFrontendTest, TenThousandCommandBatch) {
+TEST_F(GrpcContractTest, TenThousandCommandBatch) {
   grpc::ClientContext context;
   auto stream = stub_->BatchExecute(&context);
   BatchRequest sets, gets;
@@ -154,7 +255,7 @@ TEST_F(GrpcFrontendTest, TenThousandCommandBatch) {
   EXPECT_TRUE(stream->Finish().ok());
 }
 
-TEST_F(GrpcFrontendTest, OversizedBatchFailsTheStream) {
+TEST_F(GrpcContractTest, OversizedBatchFailsTheStream) {
   grpc::ClientContext context;
   auto stream = stub_->BatchExecute(&context);
   BatchRequest ok_batch;
@@ -192,7 +293,7 @@ TEST_F(GrpcFrontendTest, MessageAboveTheSizeLimitIsResourceExhausted) {
   EXPECT_EQ((*small)->open_streams(), 0);
 }
 
-TEST_F(GrpcFrontendTest, BadCommandsAreErrorResultsAndTheStreamGoesOn) {
+TEST_F(GrpcContractTest, BadCommandsAreErrorResultsAndTheStreamGoesOn) {
   grpc::ClientContext context;
   auto stream = stub_->BatchExecute(&context);
   BatchRequest batch;
@@ -238,7 +339,7 @@ TEST_F(GrpcFrontendTest, BadCommandsAreErrorResultsAndTheStreamGoesOn) {
   EXPECT_TRUE(stream->Finish().ok());
 }
 
-TEST_F(GrpcFrontendTest, CancellationMidStream) {
+TEST_F(GrpcContractTest, CancellationMidStream) {
   for (int round = 0; round < 20; ++round) {
     grpc::ClientContext context;
     auto stream = stub_->BatchExecute(&context);
@@ -255,7 +356,7 @@ TEST_F(GrpcFrontendTest, CancellationMidStream) {
   ExpectNoOpenStreams();
 }
 
-TEST_F(GrpcFrontendTest, DeadlineEndsAnIdleStream) {
+TEST_F(GrpcContractTest, DeadlineEndsAnIdleStream) {
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(300));
   auto stream = stub_->BatchExecute(&context);
@@ -266,10 +367,11 @@ TEST_F(GrpcFrontendTest, DeadlineEndsAnIdleStream) {
 }
 
 // Each stream owns a slice of the key space and checks every result against its own model.
-TEST_F(GrpcFrontendTest, ConcurrentStreamsAgainstAModel) {
+TEST_F(GrpcContractTest, ConcurrentStreamsAgainstAModel) {
   static constexpr int kStreams = 16;
   static constexpr int kBatches = 100;
   static constexpr int kCommands = 32;
+  const uint64_t streams_before = server_->streams_total();
   std::vector<std::thread> threads;
   for (int s = 0; s < kStreams; ++s) {
     threads.emplace_back([this, s] {
@@ -323,11 +425,11 @@ TEST_F(GrpcFrontendTest, ConcurrentStreamsAgainstAModel) {
     });
   }
   for (auto& thread : threads) thread.join();
-  EXPECT_EQ(frontend_->streams_total(), static_cast<uint64_t>(kStreams));
+  EXPECT_EQ(server_->streams_total() - streams_before, static_cast<uint64_t>(kStreams));
   ExpectNoOpenStreams();
 }
 
-TEST_F(GrpcFrontendTest, UnaryRpcs) {
+TEST_F(GrpcContractTest, UnaryRpcs) {
   {
     grpc::ClientContext context;
     crabcache::v1::PingResponse response;
@@ -413,7 +515,7 @@ TEST_F(GrpcFrontendTest, HealthGoesNotServing) {
   EXPECT_EQ(HealthCheck(channel_.get()), std::string("\x08\x02", 2));
 }
 
-TEST_F(GrpcFrontendTest, ReflectionListsTheService) {
+TEST_F(GrpcContractTest, ReflectionListsTheService) {
   grpc::GenericStub stub(channel_);
   grpc::CompletionQueue cq;
   grpc::ClientContext context;

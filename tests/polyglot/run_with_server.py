@@ -4,8 +4,9 @@
 Usage:
   run_with_server.py --server PATH/crabcached [--server_arg=--flag=value ...] -- CLIENT ARGS...
 
-In the client's arguments, {grpc_target} becomes 127.0.0.1:<grpc port>, {fastpath_port} the fast
-path port (0 when the ready file has none) and {tmpdir} a scratch folder. The exit status is the
+In the client's arguments, {grpc_target} becomes 127.0.0.1:<grpc port>, {fastpath_port},
+{metrics_port} and {health_port} the bound ports (0 when that listener is off), {pid} the
+server's pid and {tmpdir} a scratch folder. The exit status is the
 client's; the server is stopped with SIGTERM (SIGKILL after 10 s) whatever happens, and its log is
 printed when the test fails.
 """
@@ -74,6 +75,9 @@ def main():
             ready = wait_for_ready(ready_file, server)
             values = {"grpc_target": f"127.0.0.1:{ready['grpc_port']}",
                       "fastpath_port": str(ready.get("fastpath_port", 0)),
+                      "metrics_port": str(ready.get("metrics_port", 0)),
+                      "health_port": str(ready.get("health_port", 0)),
+                      "pid": str(server.pid),
                       "tmpdir": tmpdir}
             argv = [arg.format(**values) for arg in client]
             print("run_with_server:", " ".join(argv), flush=True)

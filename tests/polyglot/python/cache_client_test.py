@@ -1,79 +1,24 @@
 #!/usr/bin/python3
 """Python client test for crabcache.v1.Cache (Debian python3-grpcio + python3-protobuf).
 
-Usage: cache_client_test.py --target HOST:PORT --out_dir DIR [--fastpath_port N]
+Usage: cache_client_test.py --target HOST:PORT --out_dir DIR --fastpath_port N
 
 Stubs are generated into DIR at test time from proto/crabcache/v1/cache.proto (grpc_tools when
-installed, else protoc with grpc_python_plugin); nothing generated is committed. With a fast
-path port, a key written over gRPC is read over the fast path and the other way round.
+installed, else protoc with grpc_python_plugin); nothing generated is committed. A key written
+over gRPC is read over the fast path and the other way round.
 """
 
 import argparse
-import importlib
 import os
-import socket
-import struct
-import subprocess
 import sys
 import unittest
 
-REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
-PROTO_ROOT = os.path.join(REPO, "proto")
-PROTO = "crabcache/v1/cache.proto"
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "pylib"))
+import crabcache_testing  # pylint: disable=wrong-import-position
 
 ARGS = None
 pb = None  # crabcache.v1.cache_pb2
 pb_grpc = None  # crabcache.v1.cache_pb2_grpc
-
-
-def generate_stubs(out_dir):
-    os.makedirs(out_dir, exist_ok=True)
-    try:
-        importlib.import_module("grpc_tools.protoc")
-        command = [sys.executable, "-m", "grpc_tools.protoc"]
-        plugin = []
-    except ImportError:
-        command = ["protoc"]
-        plugin = ["--plugin=protoc-gen-grpc_python=/usr/bin/grpc_python_plugin"]
-    subprocess.run(command + plugin + [f"--proto_path={PROTO_ROOT}", f"--python_out={out_dir}",
-                                       f"--grpc_python_out={out_dir}", PROTO], check=True)
-    sys.path.insert(0, out_dir)
-    global pb, pb_grpc
-    pb = importlib.import_module("crabcache.v1.cache_pb2")
-    pb_grpc = importlib.import_module("crabcache.v1.cache_pb2_grpc")
-
-
-class FastPath:
-    """The smallest fast path client: PUT and GET (docs/protocol.md)."""
-
-    def __init__(self, port):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-
-    def _read(self, n):
-        data = b""
-        while len(data) < n:
-            chunk = self.sock.recv(n - len(data))
-            if not chunk:
-                raise EOFError("fast path connection closed")
-            data += chunk
-        return data
-
-    def put(self, key, value):
-        self.sock.sendall(b"\x02" + struct.pack("<I", len(key)) + key +
-                          struct.pack("<I", len(value)) + value + b"\x00")
-        assert self._read(1) == b"\x10", "PUT did not answer OK"
-
-    def get(self, key):
-        self.sock.sendall(b"\x03" + struct.pack("<I", len(key)) + key)
-        op = self._read(1)
-        if op == b"\x12":
-            return None
-        assert op == b"\x14", f"GET answered {op!r}"
-        (length,) = struct.unpack("<I", self._read(4))
-        return self._read(length)
-
-    def close(self):
-        self.sock.close()
 
 
 class CacheClientTest(unittest.TestCase):
@@ -160,13 +105,11 @@ class CacheClientTest(unittest.TestCase):
         self.assertFalse(self.stub.Delete(pb.DeleteRequest(key=b"py:unary"), timeout=5).deleted)
 
     def test_grpc_and_fast_path_share_the_store(self):
-        if not ARGS.fastpath_port:
-            self.skipTest("no fast path port")
-        fast = FastPath(ARGS.fastpath_port)
+        fast = crabcache_testing.FastPath(ARGS.fastpath_port)
         try:
             self.stub.Set(pb.SetRequest(key=b"x:from-grpc", value=b"g"), timeout=5)
-            self.assertEqual(fast.get(b"x:from-grpc"), b"g")
-            fast.put(b"x:from-fast", b"f\x00")
+            self.assertEqual(fast.get(b"x:from-grpc"), (fast.VALUE, b"g"))
+            self.assertEqual(fast.put(b"x:from-fast", b"f\x00"), (fast.OK, None))
             got = self.stub.Get(pb.GetRequest(key=b"x:from-fast"), timeout=5)
             self.assertTrue(got.found)
             self.assertEqual(got.value, b"f\x00")
@@ -179,9 +122,10 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--target", required=True)
     parser.add_argument("--out_dir", required=True)
-    parser.add_argument("--fastpath_port", type=int, default=0)
+    parser.add_argument("--fastpath_port", type=int, required=True)
     ARGS, rest = parser.parse_known_args()
-    generate_stubs(ARGS.out_dir)
+    global pb, pb_grpc
+    pb, pb_grpc = crabcache_testing.generate_stubs(ARGS.out_dir)
     unittest.main(argv=[sys.argv[0]] + rest, verbosity=2)
 
 

@@ -1,0 +1,341 @@
+#include "fastpath/server.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sched.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <string>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "core/log.h"
+#include "fastpath/event_loop.h"
+
+namespace crabcache::fastpath {
+namespace internal {
+
+// Owns the listening socket and deals accepted connections round-robin to the loops.
+//
+// Why one acceptor rather than SO_REUSEPORT per loop: the kernel spreads SO_REUSEPORT
+// connections by a hash of the 4-tuple, which leaves loops unevenly loaded with few long-lived
+// connections (50 connections over 2 loops often split 30/20), a busy loop cannot hand work on,
+// max_connections would need a shared count anyway, and any process of the same user could bind
+// the same port and take a share of the connections. Accepting costs one eventfd write per
+// connection, never anything per command.
+//
+// Thread-safety: Start and Stop are called by Server under its mutex; the counters may be read
+// from any thread.
+class Acceptor {
+ public:
+  Acceptor(int listen_fd, size_t max_connections, std::vector<EventLoop*> loops,
+           std::atomic<int64_t>* open)
+      : listen_fd_(listen_fd),
+        max_connections_(max_connections),
+        loops_(std::move(loops)),
+        open_(open) {}
+  ~Acceptor() {
+    Stop();
+    if (stop_fd_ >= 0) close(stop_fd_);
+    if (epoll_fd_ >= 0) close(epoll_fd_);
+  }
+
+  absl::Status Init() {
+    epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
+    stop_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (epoll_fd_ < 0 || stop_fd_ < 0) {
+      return absl::InternalError(absl::StrCat("acceptor: ", strerror(errno)));
+    }
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = stop_fd_;
+    if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, stop_fd_, &ev) != 0 || !Watch(true)) {
+      return absl::InternalError(absl::StrCat("acceptor epoll_ctl: ", strerror(errno)));
+    }
+    return absl::OkStatus();
+  }
+
+  void Start() {
+    thread_ = std::thread([this] { Run(); });
+  }
+
+  // Ends the thread and closes the listening socket. Idempotent.
+  void Stop() {
+    if (thread_.joinable()) {
+      const uint64_t one = 1;
+      (void)!write(stop_fd_, &one, sizeof(one));
+      thread_.join();
+    }
+    if (listen_fd_ >= 0) {
+      close(listen_fd_);
+      listen_fd_ = -1;
+    }
+  }
+
+  uint64_t accepted() const { return accepted_.load(std::memory_order_relaxed); }
+  uint64_t rejected() const { return rejected_.load(std::memory_order_relaxed); }
+
+ private:
+  bool Watch(bool on) {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = listen_fd_;
+    return epoll_ctl(epoll_fd_, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, listen_fd_, &ev) == 0;
+  }
+
+  void Run() {
+    bool backing_off = false;
+    for (;;) {
+      epoll_event events[2];
+      const int n = epoll_wait(epoll_fd_, events, 2, backing_off ? 100 : -1);
+      if (n < 0 && errno != EINTR) {
+        core::Log(core::LogLevel::kError, "fastpath acceptor: epoll_wait failed",
+                  {{"error", strerror(errno)}});
+        return;
+      }
+      for (int i = 0; i < n; ++i) {
+        if (events[i].data.fd == stop_fd_) return;
+      }
+      if (backing_off) {
+        // Out of descriptors a moment ago: try again now.
+        backing_off = false;
+        Watch(true);
+      }
+      if (!AcceptAll()) {
+        backing_off = true;
+        Watch(false);
+      }
+    }
+  }
+
+  // Accepts until the backlog is empty. Returns false when out of descriptors or memory (the
+  // caller stops watching the socket for a moment instead of spinning on it).
+  bool AcceptAll() {
+    for (;;) {
+      const int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (fd < 0) {
+        switch (errno) {
+          case EINTR:
+          case ECONNABORTED:
+            continue;
+          case EAGAIN:
+            return true;
+          case EMFILE:
+          case ENFILE:
+          case ENOBUFS:
+          case ENOMEM:
+            core::Log(core::LogLevel::kWarning, "fastpath: cannot accept, backing off",
+                      {{"error", strerror(errno)}});
+            return false;
+          default:
+            core::Log(core::LogLevel::kWarning, "fastpath: accept failed",
+                      {{"error", strerror(errno)}});
+            return true;
+        }
+      }
+      // Only this thread increments the count, so check-then-add cannot overshoot.
+      if (open_->load(std::memory_order_relaxed) >= static_cast<int64_t>(max_connections_)) {
+        Refuse(fd);
+        continue;
+      }
+      open_->fetch_add(1, std::memory_order_relaxed);
+      accepted_.fetch_add(1, std::memory_order_relaxed);
+      const int one = 1;
+      setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+      loops_[next_loop_]->Adopt(fd);
+      next_loop_ = (next_loop_ + 1) % loops_.size();
+    }
+  }
+
+  // Best effort: tell the client why, then close.
+  void Refuse(int fd) {
+    rejected_.fetch_add(1, std::memory_order_relaxed);
+    Buffer reply;
+    EncodeError(&reply, absl::StrCat("RESOURCE_EXHAUSTED: max_connections (", max_connections_,
+                                     ") reached"));
+    (void)!send(fd, reply.data(), reply.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    close(fd);
+  }
+
+  int listen_fd_;
+  const size_t max_connections_;
+  const std::vector<EventLoop*> loops_;
+  std::atomic<int64_t>* const open_;
+  int epoll_fd_ = -1;
+  int stop_fd_ = -1;
+  std::thread thread_;
+  size_t next_loop_ = 0;  // Acceptor thread only.
+  std::atomic<uint64_t> accepted_{0};
+  std::atomic<uint64_t> rejected_{0};
+};
+
+}  // namespace internal
+
+namespace {
+
+absl::Status Validate(const ServerOptions& o) {
+  if (o.port < 0 || o.port > 65535) return absl::InvalidArgumentError("port out of range");
+  if (o.threads < 0 || o.threads > 1024) {
+    return absl::InvalidArgumentError("threads must be between 0 and 1024");
+  }
+  if (o.limits.max_key_bytes == 0 || o.limits.max_key_bytes > kMaxConfigurableBytes) {
+    return absl::InvalidArgumentError("max_key_bytes must be between 1 and 512 MiB");
+  }
+  if (o.limits.max_value_bytes > kMaxConfigurableBytes) {
+    return absl::InvalidArgumentError("max_value_bytes must be at most 512 MiB");
+  }
+  if (o.max_connections == 0) return absl::InvalidArgumentError("max_connections must be > 0");
+  if (o.output_soft_limit == 0 || o.output_soft_limit > o.output_hard_limit) {
+    return absl::InvalidArgumentError(
+        "output limits must satisfy 0 < output_soft_limit <= output_hard_limit");
+  }
+  if (o.idle_timeout < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("idle_timeout must not be negative");
+  }
+  if (o.read_budget_bytes < 4096) {
+    return absl::InvalidArgumentError("read_budget_bytes must be at least 4096");
+  }
+  if (o.max_batch_commands == 0) {
+    return absl::InvalidArgumentError("max_batch_commands must be > 0");
+  }
+  return absl::OkStatus();
+}
+
+int CpusAvailable() {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) return std::max(1, CPU_COUNT(&set));
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
+// Binds and listens; returns the socket and its port.
+absl::StatusOr<std::pair<int, int>> Listen(const std::string& address, int port, int backlog) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  addrinfo* found = nullptr;
+  const std::string service = std::to_string(port);
+  if (const int rc =
+          getaddrinfo(address.empty() ? nullptr : address.c_str(), service.c_str(), &hints, &found);
+      rc != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot resolve address '", address, "': ", gai_strerror(rc)));
+  }
+  std::string last_error = "no address";
+  int fd = -1;
+  for (addrinfo* ai = found; ai != nullptr; ai = ai->ai_next) {
+    fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+      last_error = strerror(errno);
+      continue;
+    }
+    const int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, backlog) == 0) break;
+    last_error = strerror(errno);
+    close(fd);
+    fd = -1;
+  }
+  freeaddrinfo(found);
+  if (fd < 0) {
+    return absl::UnavailableError(
+        absl::StrCat("fast path cannot listen on ", address, ":", port, ": ", last_error));
+  }
+  sockaddr_storage bound{};
+  socklen_t len = sizeof(bound);
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &len) != 0) {
+    close(fd);
+    return absl::InternalError(absl::StrCat("getsockname: ", strerror(errno)));
+  }
+  const int bound_port = bound.ss_family == AF_INET6
+                             ? ntohs(reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port)
+                             : ntohs(reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
+  return std::make_pair(fd, bound_port);
+}
+
+}  // namespace
+
+Server::Server(const ServerOptions& options, int port)
+    : options_(options), port_(port), open_connections_(new std::atomic<int64_t>(0)) {}
+
+absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options,
+                                                      const core::Executor* executor) {
+  if (executor == nullptr) return absl::InvalidArgumentError("executor is null");
+  if (absl::Status s = Validate(options); !s.ok()) return s;
+  absl::StatusOr<std::pair<int, int>> listening =
+      Listen(options.address, options.port, options.listen_backlog);
+  if (!listening.ok()) return listening.status();
+  const auto [listen_fd, port] = *listening;
+
+  std::unique_ptr<Server> server(new Server(options, port));
+  internal::LoopConfig config;
+  config.executor = executor;
+  config.clock = options.clock != nullptr ? options.clock : core::SystemClock();
+  config.limits = options.limits;
+  config.output_soft_limit = options.output_soft_limit;
+  config.output_hard_limit = options.output_hard_limit;
+  config.idle_timeout_ms =
+      static_cast<core::Millis>(absl::ToInt64Milliseconds(options.idle_timeout));
+  config.linger_ms = 2000;
+  config.read_budget_bytes = options.read_budget_bytes;
+  config.max_batch_commands = options.max_batch_commands;
+  config.open_connections = server->open_connections_.get();
+
+  const int threads = options.threads > 0 ? options.threads : CpusAvailable();
+  std::vector<internal::EventLoop*> loops;
+  for (int i = 0; i < threads; ++i) {
+    auto loop = std::make_unique<internal::EventLoop>(config);
+    if (absl::Status s = loop->Init(); !s.ok()) {
+      close(listen_fd);
+      return s;
+    }
+    loops.push_back(loop.get());
+    server->loops_.push_back(std::move(loop));
+  }
+  server->acceptor_ = std::make_unique<internal::Acceptor>(listen_fd, options.max_connections,
+                                                           loops, server->open_connections_.get());
+  if (absl::Status s = server->acceptor_->Init(); !s.ok()) return s;
+  for (auto& loop : server->loops_) loop->Start();
+  server->acceptor_->Start();
+  return server;
+}
+
+Server::~Server() { Shutdown(absl::InfinitePast()); }
+
+void Server::StopAccepting() {
+  core::MutexLock lock(&mu_);
+  if (stopped_accepting_) return;
+  stopped_accepting_ = true;
+  if (acceptor_ != nullptr) acceptor_->Stop();
+}
+
+void Server::Shutdown(absl::Time deadline) {
+  core::MutexLock lock(&mu_);
+  if (shut_down_) return;
+  shut_down_ = true;
+  if (!stopped_accepting_) {
+    stopped_accepting_ = true;
+    if (acceptor_ != nullptr) acceptor_->Stop();
+  }
+  for (auto& loop : loops_) loop->BeginShutdown(deadline);
+  for (auto& loop : loops_) loop->Join();
+}
+
+ServerStats Server::Stats() const {
+  ServerStats s;
+  s.connections_open = open_connections_->load(std::memory_order_relaxed);
+  if (acceptor_ != nullptr) {
+    s.connections_accepted = acceptor_->accepted();
+    s.connections_rejected = acceptor_->rejected();
+  }
+  for (const auto& loop : loops_) loop->AddStats(&s);
+  return s;
+}
+
+}  // namespace crabcache::fastpath

@@ -1,0 +1,143 @@
+// The fast path listener: protocol v1 over TCP, served by N epoll event loops.
+//
+// How a connection is served (docs/protocol.md has the client's view):
+//   - One acceptor thread owns the listening socket and deals accepted sockets round-robin to
+//     the loops (non-blocking, TCP_NODELAY). Beyond max_connections a socket is accepted, sent
+//     one ERROR frame and closed, and counted as rejected.
+//   - On a readable event a loop reads until the socket is drained or read_budget_bytes were
+//     read (fairness), parses every complete frame, runs them as one batch through
+//     core::Executor::Execute(kFastPath, ...) (at most max_batch_commands per call), encodes every
+//     reply into the output buffer and writes it with one send(). Partial frames stay buffered.
+//     Steady state allocates nothing: reads land in a per-loop scratch buffer and replies are
+//     encoded into a per-loop scratch buffer; a connection only gets buffers of its own while it
+//     holds a partial frame or unsent replies, and gives them back once they are empty.
+//   - A malformed frame: the replies of the good frames before it, one ERROR frame, then the
+//     connection is closed (after a short linger that discards further input, so the client
+//     reads the ERROR rather than a reset). A well-formed frame that fails (limits in the
+//     executor, out of memory, AUTH while auth is off) gets ERROR and the connection stays open.
+//   - Backpressure: once unsent replies reach output_soft_limit the loop stops reading and
+//     executing that connection's frames until they drain to half of it. A batch whose replies
+//     would take the unsent output past output_hard_limit closes the connection (counted as a
+//     slow-consumer disconnect), so one connection never holds more than the hard limit. A
+//     connection paused by backpressure whose output makes no progress for idle_timeout is
+//     closed the same way.
+//   - idle_timeout: a connection holding a partial frame that has not completed within
+//     idle_timeout of its first byte is closed (slowloris); 0 turns both timeouts off.
+#ifndef CRABCACHE_FASTPATH_SERVER_H_
+#define CRABCACHE_FASTPATH_SERVER_H_
+
+#include <array>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "core/clock.h"
+#include "core/executor.h"
+#include "core/mutex.h"
+#include "fastpath/codec.h"
+
+namespace crabcache::fastpath {
+
+namespace internal {
+class EventLoop;
+class Acceptor;
+}  // namespace internal
+
+struct ServerOptions {
+  // Host or IP to bind ("0.0.0.0", "127.0.0.1", "::", "localhost").
+  std::string address = "0.0.0.0";
+  // 0 picks a free port (see Server::port()).
+  int port = 8000;
+  // Event-loop threads; 0 means one per CPU this process may run on.
+  int threads = 0;
+  // Key and value limits, each at most kMaxConfigurableBytes (512 MiB). Should match the
+  // executor's options: the parser enforces these, the executor its own.
+  Limits limits;
+  // Open connections beyond this are refused.
+  size_t max_connections = 10000;
+  // Backpressure, per connection: see the file comment. REQUIRES soft <= hard.
+  size_t output_soft_limit = 8 << 20;
+  size_t output_hard_limit = 64 << 20;
+  // Partial-frame and stalled-output timeout; zero turns it off.
+  absl::Duration idle_timeout = absl::Seconds(60);
+  // Bytes read from one connection per readable event before the loop serves the others.
+  size_t read_budget_bytes = 256 << 10;
+  // Commands per Executor::Execute call (a pipeline longer than this runs as several batches).
+  size_t max_batch_commands = 1024;
+  int listen_backlog = 1024;
+  // Time source for idle_timeout and lingering closes; null means core::SystemClock(). Not
+  // owned. Tests pass a core::FakeClock (loops still wake every few ms to look at it).
+  const core::Clock* clock = nullptr;
+};
+
+// A snapshot for metrics, summed over the loops at the time of the call.
+struct ServerStats {
+  int64_t connections_open = 0;
+  uint64_t connections_accepted = 0;  // Served (rejected ones are not included).
+  uint64_t connections_rejected = 0;  // Refused because of max_connections.
+  std::array<uint64_t, kNumParseErrors> protocol_errors{};  // By ParseError.
+  uint64_t bytes_in = 0;
+  uint64_t bytes_out = 0;
+  uint64_t slow_consumer_disconnects = 0;
+  uint64_t idle_timeout_closes = 0;
+  // Bytes of buffers held by the loops now (scratch, partial frames, unsent replies).
+  uint64_t buffer_bytes = 0;
+};
+
+// The running fast path.
+//
+// Thread-safety: every public method may be called from any thread, concurrently.
+// Ownership: `executor` is not owned and must outlive the server. The destructor shuts down at
+// once (Shutdown(absl::InfinitePast())) if Shutdown was not called.
+class Server {
+ public:
+  // Validates `options`, binds and listens, and starts the loops and the acceptor. Fails with
+  // kInvalidArgument for bad options and kUnavailable when the address cannot be bound.
+  // REQUIRES: executor != nullptr.
+  static absl::StatusOr<std::unique_ptr<Server>> Start(const ServerOptions& options,
+                                                       const core::Executor* executor);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // The bound port (the chosen one when options.port was 0).
+  int port() const { return port_; }
+  int threads() const { return static_cast<int>(loops_.size()); }
+
+  // Closes the listening socket: from the return on, new connections are refused by the kernel.
+  // Connections already accepted are still served. Idempotent.
+  void StopAccepting();
+
+  // StopAccepting, then every loop stops reading requests, writes the replies it has already
+  // computed (batches are never cut in half: a batch runs to completion before a loop looks at
+  // the shutdown), and closes each connection once its output is flushed; whatever is still
+  // unflushed at `deadline` is dropped. Returns when every loop thread has ended. Requests read
+  // but held back by backpressure are not executed. Idempotent; later calls return at once.
+  void Shutdown(absl::Time deadline);
+
+  ServerStats Stats() const;
+
+ private:
+  Server(const ServerOptions& options, int port);
+
+  // Immutable after Start.
+  const ServerOptions options_;
+  const int port_;
+  std::vector<std::unique_ptr<internal::EventLoop>> loops_;
+  std::unique_ptr<internal::Acceptor> acceptor_;
+  std::unique_ptr<std::atomic<int64_t>> open_connections_;
+
+  core::Mutex mu_;
+  bool stopped_accepting_ ABSL_GUARDED_BY(mu_) = false;
+  bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace crabcache::fastpath
+
+#endif  // CRABCACHE_FASTPATH_SERVER_H_

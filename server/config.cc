@@ -1,0 +1,189 @@
+#include "server/config.h"
+
+#include <cmath>
+#include <limits>
+
+#include "absl/flags/flag.h"
+#include "absl/strings/str_cat.h"
+#include "core/memory_limit.h"
+#include "core/string_view.h"
+#include "server/byte_size.h"
+
+using crabcache::server::ByteSize;
+
+ABSL_FLAG(std::string, address, "0.0.0.0",
+          "Bind address of the fast path and gRPC listeners (\"::\" for IPv6).");
+ABSL_FLAG(int, port, 8000, "Fast path TCP port (0 picks a free port).");
+ABSL_FLAG(int, grpc_port, 50051, "gRPC port (0 picks a free port).");
+ABSL_FLAG(int, health_port, 0,
+          "If non-zero, an extra plaintext gRPC port serving only grpc.health.v1 (for kubelet "
+          "gRPC probes when the main port uses TLS).");
+ABSL_FLAG(std::string, metrics_address, "0.0.0.0:9090",
+          "host:port of the Prometheus /metrics endpoint (empty: off; port 0 picks a free one).");
+ABSL_FLAG(std::string, ready_file, "",
+          "If set, a JSON file with the pid and bound ports, written once every listener is up.");
+ABSL_FLAG(int, threads, 0, "Fast path event-loop threads (0: one per core).");
+ABSL_FLAG(int, shards, 0, "Store shards, rounded up to a power of two (0: 4 x cores).");
+ABSL_FLAG(ByteSize, max_memory, ByteSize{0},
+          "Memory limit for stored data, e.g. 512Mi or 4Gi (0: 80% of the cgroup memory limit "
+          "when one is set, else of physical memory).");
+ABSL_FLAG(std::string, eviction, "s3fifo",
+          "What happens at the memory limit: s3fifo, lru or noeviction (writes fail).");
+ABSL_FLAG(absl::Duration, sweep_interval, absl::Milliseconds(100),
+          "Period of the incremental active-expiry sweep.");
+ABSL_FLAG(ByteSize, max_key_bytes, ByteSize{64 << 10}, "Largest key accepted.");
+ABSL_FLAG(ByteSize, max_value_bytes, ByteSize{1 << 20}, "Largest value accepted (at most 512Mi).");
+ABSL_FLAG(int, max_batch_commands, 10000,
+          "gRPC: a BatchRequest with more commands fails its stream with INVALID_ARGUMENT.");
+ABSL_FLAG(int, max_connections, 10000, "Fast path connections; extra ones are refused.");
+ABSL_FLAG(ByteSize, output_soft_limit, ByteSize{8 << 20},
+          "Fast path: stop reading from a connection whose unsent replies exceed this.");
+ABSL_FLAG(ByteSize, output_hard_limit, ByteSize{64 << 20},
+          "Fast path: close a connection whose unsent replies exceed this.");
+ABSL_FLAG(absl::Duration, idle_timeout, absl::Seconds(60),
+          "Fast path: close a connection stalled mid-frame this long (0: never).");
+ABSL_FLAG(ByteSize, grpc_max_message_bytes, ByteSize{64 << 20},
+          "gRPC: largest message received or sent.");
+ABSL_FLAG(int, grpc_max_concurrent_streams, 1024, "gRPC: concurrent streams per connection.");
+ABSL_FLAG(absl::Duration, shutdown_delay, absl::ZeroDuration(),
+          "On SIGTERM: keep serving (health NOT_SERVING) this long before the listeners stop, so "
+          "load balancers see the instance leave.");
+ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
+          "On SIGTERM: after the listeners stop, in-flight work drains for at most this long.");
+ABSL_FLAG(std::string, log_level, "info", "debug, info, warning or error.");
+ABSL_FLAG(std::string, log_format, "text", "text or json (one line per event on stderr).");
+
+namespace crabcache::server {
+namespace {
+
+absl::Status FlagError(std::string_view flag, std::string_view problem) {
+  return absl::InvalidArgumentError(
+      absl::StrCat("--", core::ToAbsl(flag), ": ", core::ToAbsl(problem)));
+}
+
+absl::Status CheckPort(std::string_view flag, int port) {
+  if (port < 0 || port > 65535) return FlagError(flag, absl::StrCat("port out of range: ", port));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+std::vector<std::pair<std::string, std::string>> Config::Describe() const {
+  return {
+      {"address", address},
+      {"port", absl::StrCat(port)},
+      {"grpc_port", absl::StrCat(grpc_port)},
+      {"health_port", absl::StrCat(health_port)},
+      {"metrics_address", metrics_address},
+      {"threads", absl::StrCat(threads)},
+      {"shards", absl::StrCat(shards)},
+      {"max_memory", absl::StrCat(max_memory_bytes)},
+      {"max_memory_source", max_memory_source},
+      {"eviction", std::string(core::EvictionPolicyName(eviction))},
+      {"sweep_interval", absl::FormatDuration(sweep_interval)},
+      {"max_key_bytes", absl::StrCat(max_key_bytes)},
+      {"max_value_bytes", absl::StrCat(max_value_bytes)},
+      {"max_batch_commands", absl::StrCat(max_batch_commands)},
+      {"max_connections", absl::StrCat(max_connections)},
+      {"output_soft_limit", absl::StrCat(output_soft_limit)},
+      {"output_hard_limit", absl::StrCat(output_hard_limit)},
+      {"idle_timeout", absl::FormatDuration(idle_timeout)},
+      {"grpc_max_message_bytes", absl::StrCat(grpc_max_message_bytes)},
+      {"grpc_max_concurrent_streams", absl::StrCat(grpc_max_concurrent_streams)},
+      {"shutdown_delay", absl::FormatDuration(shutdown_delay)},
+      {"shutdown_grace", absl::FormatDuration(shutdown_grace)},
+  };
+}
+
+absl::Status Validate(const Config& c) {
+  if (c.address.empty()) return FlagError("address", "must not be empty");
+  if (absl::Status s = CheckPort("port", c.port); !s.ok()) return s;
+  if (absl::Status s = CheckPort("grpc_port", c.grpc_port); !s.ok()) return s;
+  if (absl::Status s = CheckPort("health_port", c.health_port); !s.ok()) return s;
+  if (c.threads < 0 || c.threads > 1024) return FlagError("threads", "must be in [0, 1024]");
+  if (c.shards > (size_t{1} << 16)) return FlagError("shards", "must be at most 65536");
+  if (c.max_key_bytes == 0 || c.max_key_bytes > kMaxValueBytesCeiling) {
+    return FlagError("max_key_bytes", "must be in [1, 512Mi]");
+  }
+  if (c.max_value_bytes > kMaxValueBytesCeiling) {
+    return FlagError("max_value_bytes", "must be at most 512Mi");
+  }
+  if (c.max_batch_commands == 0) return FlagError("max_batch_commands", "must be positive");
+  if (c.max_connections == 0) return FlagError("max_connections", "must be positive");
+  if (c.output_soft_limit == 0 || c.output_soft_limit > c.output_hard_limit) {
+    return FlagError("output_soft_limit", "must be positive and at most --output_hard_limit");
+  }
+  if (c.idle_timeout < absl::ZeroDuration()) return FlagError("idle_timeout", "is negative");
+  if (c.grpc_max_message_bytes <= 0) {
+    return FlagError("grpc_max_message_bytes", "must be in [1, 2Gi)");
+  }
+  if (c.grpc_max_concurrent_streams <= 0) {
+    return FlagError("grpc_max_concurrent_streams", "must be positive");
+  }
+  if (c.sweep_interval <= absl::ZeroDuration()) {
+    return FlagError("sweep_interval", "must be positive");
+  }
+  if (c.shutdown_delay < absl::ZeroDuration()) return FlagError("shutdown_delay", "is negative");
+  if (c.shutdown_grace < absl::ZeroDuration()) return FlagError("shutdown_grace", "is negative");
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Config> ConfigFromFlags() {
+  Config c;
+  c.address = absl::GetFlag(FLAGS_address);
+  c.port = absl::GetFlag(FLAGS_port);
+  c.grpc_port = absl::GetFlag(FLAGS_grpc_port);
+  c.health_port = absl::GetFlag(FLAGS_health_port);
+  c.metrics_address = absl::GetFlag(FLAGS_metrics_address);
+  c.ready_file = absl::GetFlag(FLAGS_ready_file);
+  c.threads = absl::GetFlag(FLAGS_threads);
+  const int shards = absl::GetFlag(FLAGS_shards);
+  if (shards < 0) return FlagError("shards", "is negative");
+  c.shards = static_cast<size_t>(shards);
+
+  c.max_memory_bytes = absl::GetFlag(FLAGS_max_memory).bytes;
+  if (c.max_memory_bytes != 0) {
+    c.max_memory_source = "flag";
+  } else {
+    const core::MemoryLimit found = core::DetectMemoryLimit();
+    c.max_memory_bytes = core::DefaultMaxMemory();
+    c.max_memory_source =
+        found.bytes == 0 ? "none found: unlimited" : absl::StrCat("80% of ", found.source);
+  }
+  if (!core::ParseEvictionPolicy(absl::GetFlag(FLAGS_eviction), &c.eviction)) {
+    return FlagError("eviction", "must be s3fifo, lru or noeviction");
+  }
+  c.sweep_interval = absl::GetFlag(FLAGS_sweep_interval);
+
+  c.max_key_bytes = absl::GetFlag(FLAGS_max_key_bytes).bytes;
+  c.max_value_bytes = absl::GetFlag(FLAGS_max_value_bytes).bytes;
+  const int batch = absl::GetFlag(FLAGS_max_batch_commands);
+  if (batch <= 0) return FlagError("max_batch_commands", "must be positive");
+  c.max_batch_commands = static_cast<size_t>(batch);
+  const int connections = absl::GetFlag(FLAGS_max_connections);
+  if (connections <= 0) return FlagError("max_connections", "must be positive");
+  c.max_connections = static_cast<size_t>(connections);
+  c.output_soft_limit = absl::GetFlag(FLAGS_output_soft_limit).bytes;
+  c.output_hard_limit = absl::GetFlag(FLAGS_output_hard_limit).bytes;
+  c.idle_timeout = absl::GetFlag(FLAGS_idle_timeout);
+
+  const uint64_t message = absl::GetFlag(FLAGS_grpc_max_message_bytes).bytes;
+  if (message == 0 || message > static_cast<uint64_t>(std::numeric_limits<int>::max())) {
+    return FlagError("grpc_max_message_bytes", "must be in [1, 2Gi)");
+  }
+  c.grpc_max_message_bytes = static_cast<int>(message);
+  c.grpc_max_concurrent_streams = absl::GetFlag(FLAGS_grpc_max_concurrent_streams);
+
+  c.shutdown_delay = absl::GetFlag(FLAGS_shutdown_delay);
+  c.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace);
+  if (!core::ParseLogLevel(absl::GetFlag(FLAGS_log_level), &c.log_level)) {
+    return FlagError("log_level", "must be debug, info, warning or error");
+  }
+  if (!core::ParseLogFormat(absl::GetFlag(FLAGS_log_format), &c.log_format)) {
+    return FlagError("log_format", "must be text or json");
+  }
+  if (absl::Status s = Validate(c); !s.ok()) return s;
+  return c;
+}
+
+}  // namespace crabcache::server

@@ -1,0 +1,80 @@
+// crabcached as one object: the store, the executor, both front ends, the sweeper and the
+// metrics exposer, started in dependency order and stopped in reverse.
+#ifndef CRABCACHE_SERVER_DAEMON_H_
+#define CRABCACHE_SERVER_DAEMON_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "core/executor.h"
+#include "core/store.h"
+#include "core/sweeper.h"
+#include "fastpath/server.h"
+#include "server/config.h"
+#include "server/metrics.h"
+#include "server/metrics_exposer.h"
+#include "service/grpc_server.h"
+
+namespace crabcache::server {
+
+// The ports every listener actually bound (0: that listener is off).
+struct BoundPorts {
+  int fastpath = 0;
+  int grpc = 0;
+  int health = 0;
+  int metrics = 0;
+};
+
+// Thread-safety: Start, then SetNotServing and Shutdown from one controlling thread (main);
+// the components run their own threads. Ownership: owns everything it starts. Destroying a
+// Daemon that was not shut down shuts it down at once.
+class Daemon {
+ public:
+  // Starts every component; on failure stops what was started and returns why (kUnavailable
+  // for an address that cannot be bound, kInvalidArgument for a bad option).
+  static absl::StatusOr<std::unique_ptr<Daemon>> Start(const Config& config);
+  ~Daemon();
+  Daemon(const Daemon&) = delete;
+  Daemon& operator=(const Daemon&) = delete;
+
+  const BoundPorts& ports() const { return ports_; }
+
+  // First step of a graceful stop: health answers NOT_SERVING; everything keeps serving.
+  void SetNotServing();
+  // Stops accepting, lets in-flight work finish until `deadline`, then closes what is left and
+  // stops the sweeper and the metrics listener. Idempotent.
+  void Shutdown(absl::Time deadline);
+
+ private:
+  explicit Daemon(const Config& config);
+  absl::Status StartComponents();
+  void RegisterFrontendMetrics();
+
+  // Immutable after construction.
+  const Config config_;
+
+  // Declaration order is construction order; destruction runs in reverse, so the exposer stops
+  // scraping before the objects its callbacks read go away.
+  std::unique_ptr<core::Store> store_;
+  std::shared_ptr<Metrics> metrics_;
+  std::unique_ptr<core::Executor> executor_;
+  std::unique_ptr<core::ExpirySweeper> sweeper_;
+  std::unique_ptr<service::GrpcFrontend> grpc_;
+  // --- fast path: members ---
+  std::unique_ptr<fastpath::Server> fastpath_;
+  // --- fast path: end ---
+  std::unique_ptr<MetricsExposer> exposer_;
+  BoundPorts ports_;
+  bool shut_down_ = false;
+};
+
+// Writes the ready file: {"pid":..,"fastpath_port":..,"grpc_port":..,"health_port":..,
+// "metrics_port":..}, atomically (a temporary file renamed into place).
+absl::Status WriteReadyFile(const std::string& path, const BoundPorts& ports);
+
+}  // namespace crabcache::server
+
+#endif  // CRABCACHE_SERVER_DAEMON_H_

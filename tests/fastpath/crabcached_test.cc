@@ -1,0 +1,276 @@
+// The fast path scenarios against the real crabcached binary, plus crabcache-cli and SIGTERM.
+// CMake passes the binaries in $CRABCACHED and $CRABCACHE_CLI.
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/fastpath/scenarios.h"
+
+namespace crabcache::fastpath {
+namespace {
+
+using testing::ConnectTo;
+using ::testing::HasSubstr;
+
+std::string Env(const char* name) {
+  const char* v = std::getenv(name);
+  return v == nullptr ? "" : v;
+}
+
+// The number after `"key":` in a flat JSON object, or -1.
+int JsonInt(const std::string& json, const std::string& key) {
+  const std::string needle = "\"" + key + "\":";
+  const size_t at = json.find(needle);
+  if (at == std::string::npos) return -1;
+  return std::atoi(json.c_str() + at + needle.size());
+}
+
+// GET /metrics over a plain socket; the sample value of `series` (exact text before the value).
+double Scrape(int port, const std::string& series) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string text;
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
+    const std::string req = "GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n";
+    (void)!write(fd, req.data(), req.size());
+    char buf[65536];
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof(buf))) > 0) text.append(buf, static_cast<size_t>(n));
+  }
+  close(fd);
+  const size_t at = text.find("\n" + series + " ");
+  if (at == std::string::npos) return -1;
+  double v = -1;
+  const size_t start = at + series.size() + 2;
+  (void)absl::SimpleAtod(text.substr(start, text.find('\n', start) - start), &v);
+  return v;
+}
+
+// One crabcached process on free ports.
+class Crabcached {
+ public:
+  explicit Crabcached(std::vector<std::string> extra_flags = {}) {
+    char dir_template[] = "/tmp/crabcached_test.XXXXXX";
+    dir_ = mkdtemp(dir_template);
+    const std::string ready = dir_ + "/ready.json";
+    log_ = dir_ + "/crabcached.log";
+    std::vector<std::string> args = {
+        Env("CRABCACHED"),    "--address=127.0.0.1",           "--port=0",
+        "--grpc_port=0",      "--metrics_address=127.0.0.1:0", "--threads=2",
+        "--max_memory=256Mi", "--ready_file=" + ready};
+    for (std::string& f : extra_flags) args.push_back(std::move(f));
+    pid_ = fork();
+    if (pid_ == 0) {
+      std::freopen(log_.c_str(), "w", stderr);
+      std::vector<char*> argv;
+      for (std::string& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      execv(argv[0], argv.data());
+      _exit(127);
+    }
+    const absl::Time deadline = absl::Now() + absl::Seconds(30);
+    while (absl::Now() < deadline) {
+      std::ifstream in(ready);
+      std::stringstream json;
+      json << in.rdbuf();
+      if (int port = JsonInt(json.str(), "fastpath_port"); port > 0) {
+        port_ = port;
+        metrics_port_ = JsonInt(json.str(), "metrics_port");
+        break;
+      }
+      int status;
+      if (waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        break;
+      }
+      absl::SleepFor(absl::Milliseconds(10));
+    }
+  }
+
+  ~Crabcached() {
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+  }
+
+  // SIGTERM, then the exit status (or -1 if it did not exit within 30 s).
+  int Terminate() {
+    kill(pid_, SIGTERM);
+    const absl::Time deadline = absl::Now() + absl::Seconds(30);
+    while (absl::Now() < deadline) {
+      int status;
+      if (waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      }
+      absl::SleepFor(absl::Milliseconds(10));
+    }
+    return -1;
+  }
+
+  double Metric(const std::string& series) const { return Scrape(metrics_port_, series); }
+  int port() const { return port_; }
+  std::string Log() const {
+    std::ifstream in(log_);
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
+  }
+
+ private:
+  std::string dir_, log_;
+  pid_t pid_ = -1;
+  int port_ = 0;
+  int metrics_port_ = 0;
+};
+
+class CrabcachedTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { server_ = new Crabcached(); }
+  static void TearDownTestSuite() {
+    EXPECT_EQ(server_->Terminate(), 0) << server_->Log();
+    delete server_;
+  }
+  void SetUp() override { ASSERT_GT(server_->port(), 0) << server_->Log(); }
+
+  static int port() { return server_->port(); }
+  static Crabcached* server_;
+};
+Crabcached* CrabcachedTest::server_ = nullptr;
+
+constexpr char kBytesIn[] = "crabcache_received_bytes_total{frontend=\"fastpath\"}";
+
+TEST_F(CrabcachedTest, FourPingsInOneWrite) { testing::FourPingsInOneWrite(port()); }
+
+TEST_F(CrabcachedTest, TenThousandPipelinedMixedCommands) {
+  testing::TenThousandPipelinedMixedCommands(port());
+}
+
+TEST_F(CrabcachedTest, EveryFrameOneByteAtATime) {
+  const double base = server_->Metric(kBytesIn);
+  ASSERT_GE(base, 0);
+  testing::EveryFrameOneByteAtATime(port(), [base](uint64_t sent) {
+    // The server's byte counter is the synchronisation: each byte is its own read.
+    const absl::Time deadline = absl::Now() + absl::Seconds(10);
+    while (server_->Metric(kBytesIn) < base + static_cast<double>(sent)) {
+      ASSERT_LT(absl::Now(), deadline);
+      absl::SleepFor(absl::Microseconds(200));
+    }
+  });
+}
+
+TEST_F(CrabcachedTest, DelExpireTtlSemantics) {
+  testing::DelExpireTtlSemantics(port());
+  testing::ZeroTtlExpiresAtOnce(port());
+}
+
+TEST_F(CrabcachedTest, OneMiBValues) { testing::OneMiBValues(port()); }
+
+TEST_F(CrabcachedTest, KeysWithNulBytes) { testing::KeysWithNulBytes(port()); }
+
+TEST_F(CrabcachedTest, MalformedFramesCloseOnlyThatConnection) {
+  testing::MalformedFramesCloseOnlyThatConnection(port(), 64 << 10, 1 << 20);
+  EXPECT_GE(server_->Metric(
+                "crabcache_protocol_errors_total{frontend=\"fastpath\",reason=\"unknown_opcode\"}"),
+            2);
+}
+
+TEST_F(CrabcachedTest, ConcurrentClientsAgainstModel) {
+  testing::ConcurrentClientsAgainstModel(port(), 32, 2000);
+}
+
+// Runs crabcache-cli; returns its exit status and stdout.
+std::pair<int, std::string> Cli(int port, const std::vector<std::string>& args) {
+  std::string cmd = Env("CRABCACHE_CLI") + " --port " + std::to_string(port);
+  for (const std::string& a : args) cmd += " '" + a + "'";
+  cmd += " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
+  const int status = pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+TEST_F(CrabcachedTest, CliCommandsAndExitCodes) {
+  using P = std::pair<int, std::string>;
+  EXPECT_EQ(Cli(port(), {"ping"}), P(0, "PONG\n"));
+  EXPECT_EQ(Cli(port(), {"put", "cli-k", "hello world"}), P(0, "OK\n"));
+  EXPECT_EQ(Cli(port(), {"get", "cli-k"}), P(0, "hello world\n"));  // Not a terminal: raw.
+  EXPECT_EQ(Cli(port(), {"--escaped", "get", "cli-k"}), P(0, "\"hello world\"\n"));
+  EXPECT_EQ(Cli(port(), {"put", "cli-bin", std::string("a\tb\x01", 4)}), P(0, "OK\n"));
+  EXPECT_EQ(Cli(port(), {"get", "--escaped", "cli-bin"}), P(0, "\"a\\tb\\001\"\n"));
+  EXPECT_EQ(Cli(port(), {"ttl", "cli-k"}), P(0, "no expiry\n"));
+  EXPECT_EQ(Cli(port(), {"expire", "cli-k", "100"}), P(0, "OK\n"));
+  EXPECT_THAT(Cli(port(), {"ttl", "cli-k"}).second, HasSubstr(" ms\n"));
+  EXPECT_EQ(Cli(port(), {"put", "cli-t", "v", "--ttl", "50"}), P(0, "OK\n"));
+  EXPECT_EQ(Cli(port(), {"put", "cli-t0", "v", "--ttl=0"}), P(0, "OK\n"));
+  EXPECT_EQ(Cli(port(), {"get", "cli-t0"}), P(1, "(nil)\n"));
+  EXPECT_EQ(Cli(port(), {"del", "cli-k"}), P(0, "OK\n"));
+  EXPECT_EQ(Cli(port(), {"del", "cli-k"}), P(1, "(not found)\n"));
+  EXPECT_EQ(Cli(port(), {"get", "cli-k"}), P(1, "(nil)\n"));
+  EXPECT_EQ(Cli(port(), {"expire", "cli-k", "5"}), P(1, "(not found)\n"));
+  EXPECT_EQ(Cli(port(), {"ttl", "cli-k"}), P(1, "(not found)\n"));
+  const auto [code, json] = Cli(port(), {"stats"});
+  EXPECT_EQ(code, 0);
+  EXPECT_THAT(json, HasSubstr("\"keys\":"));
+  // Errors: usage, server ERROR, no server.
+  EXPECT_EQ(Cli(port(), {"frobnicate"}).first, 2);
+  EXPECT_EQ(Cli(port(), {"get"}).first, 2);
+  EXPECT_EQ(Cli(port(), {"expire", "k", "soon"}).first, 2);
+  const auto [big_code, big_out] = Cli(port(), {"put", std::string(70000, 'k'), "v"});
+  EXPECT_EQ(big_code, 2);
+  EXPECT_THAT(big_out, HasSubstr("key length 70000 exceeds max_key_bytes"));
+  EXPECT_EQ(Cli(1, {"ping"}).first, 2);
+}
+
+TEST(CrabcachedShutdownTest, SigtermFlushesComputedRepliesAndExitsZero) {
+  Crabcached server({"--output_soft_limit=256Mi", "--output_hard_limit=256Mi"});
+  ASSERT_GT(server.port(), 0) << server.Log();
+  std::unique_ptr<Client> c = ConnectTo(server.port());
+  ASSERT_NE(c, nullptr);
+  const std::string value(256 << 10, 'g');
+  ASSERT_TRUE(c->Put("shut", value).ok());
+  constexpr int kGets = 100;  // 25 MiB of replies: far more than the socket buffers hold.
+  const double before = server.Metric(kBytesIn);
+  for (int i = 0; i < kGets; ++i) c->QueueGet("shut");
+  ASSERT_TRUE(c->Flush().ok());
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (server.Metric(kBytesIn) < before + kGets * 9 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  // Terminate in the background while the client reads every reply.
+  std::thread term([&] { EXPECT_EQ(server.Terminate(), 0) << server.Log(); });
+  for (int i = 0; i < kGets; ++i) {
+    absl::StatusOr<Reply> r = c->ReadReplyView();
+    ASSERT_TRUE(r.ok()) << i << ": " << r.status();
+    ASSERT_EQ(r->type, ReplyType::kValue);
+    ASSERT_EQ(r->bytes.size(), value.size());
+  }
+  EXPECT_TRUE(c->WaitForClose().ok());
+  term.join();
+}
+
+}  // namespace
+}  // namespace crabcache::fastpath

@@ -1,0 +1,496 @@
+// The fast path listener in process: a real core::Store + Executor + fastpath::Server on
+// 127.0.0.1:0, driven through real sockets. Runs in the gcc, ASan and TSan builds.
+#include "fastpath/server.h"
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "core/clock.h"
+#include "core/executor.h"
+#include "core/store.h"
+#include "fastpath/client.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/fastpath/scenarios.h"
+
+namespace crabcache::fastpath {
+namespace {
+
+using testing::ConnectTo;
+using ::testing::HasSubstr;
+
+constexpr size_t kExecutorMaxKey = 1024;
+
+// Polls `done` every millisecond for at most 10 s; true once it held.
+bool WaitFor(const std::function<bool()>& done) {
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (absl::Now() < deadline) {
+    if (done()) return true;
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  return done();
+}
+
+class FastPathServerTest : public ::testing::Test {
+ protected:
+  FastPathServerTest()
+      : store_(core::StoreOptions{.num_shards = 8, .clock = &clock_}),
+        executor_(
+            &store_, nullptr,
+            core::ExecutorOptions{.max_key_bytes = kExecutorMaxKey, .max_value_bytes = 1 << 20}) {}
+
+  // Parser limits default above the executor's key limit, so an executable-but-failing key
+  // (1 KiB < size <= 64 KiB) reaches the executor.
+  void StartServer(ServerOptions options = {}) {
+    options.address = "127.0.0.1";
+    options.port = 0;
+    if (options.threads == 0) options.threads = 2;
+    options.clock = &clock_;
+    absl::StatusOr<std::unique_ptr<Server>> server = Server::Start(options, &executor_);
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = *std::move(server);
+  }
+
+  int port() const { return server_->port(); }
+
+  // The byte-at-a-time scenario's synchronisation: the server has read `sent` more bytes.
+  testing::WaitConsumed ConsumedWaiter() {
+    const uint64_t base = server_->Stats().bytes_in;
+    return [this, base](uint64_t sent) {
+      ASSERT_TRUE(WaitFor([&] { return server_->Stats().bytes_in >= base + sent; }));
+    };
+  }
+
+  core::FakeClock clock_;
+  core::Store store_;
+  core::Executor executor_;
+  std::unique_ptr<Server> server_;
+};
+
+TEST_F(FastPathServerTest, FourPingsInOneWrite) {
+  StartServer();
+  testing::FourPingsInOneWrite(port());
+}
+
+TEST_F(FastPathServerTest, TenThousandPipelinedMixedCommands) {
+  StartServer();
+  testing::TenThousandPipelinedMixedCommands(port());
+}
+
+TEST_F(FastPathServerTest, TenThousandPipelinedCommandsInSmallBatches) {
+  StartServer({.max_batch_commands = 7});
+  testing::TenThousandPipelinedMixedCommands(port());
+}
+
+TEST_F(FastPathServerTest, EveryFrameOneByteAtATime) {
+  StartServer();
+  testing::EveryFrameOneByteAtATime(port(), ConsumedWaiter());
+}
+
+TEST_F(FastPathServerTest, DelExpireTtlSemantics) {
+  StartServer();
+  testing::DelExpireTtlSemantics(port());
+  testing::ZeroTtlExpiresAtOnce(port());
+}
+
+TEST_F(FastPathServerTest, TtlExpiryFollowsTheClock) {
+  StartServer();
+  std::unique_ptr<Client> c = ConnectTo(port());
+  ASSERT_NE(c, nullptr);
+  ASSERT_TRUE(c->Put("ttl-k", "v", 10).ok());
+  EXPECT_EQ(*c->Ttl("ttl-k"), 10000);
+  clock_.Advance(9999);
+  EXPECT_EQ(**c->Get("ttl-k"), "v");
+  EXPECT_EQ(*c->Ttl("ttl-k"), 1);
+  clock_.Advance(1);
+  EXPECT_EQ(*c->Get("ttl-k"), std::nullopt);
+  EXPECT_EQ(*c->Ttl("ttl-k"), core::kTtlMissing);
+  EXPECT_EQ(*c->Expire("ttl-k", 5), false);
+  // EXPIRE on a live key restarts the countdown from now.
+  ASSERT_TRUE(c->Put("ttl-k", "v").ok());
+  ASSERT_EQ(*c->Expire("ttl-k", 2), true);
+  clock_.Advance(1999);
+  EXPECT_EQ(**c->Get("ttl-k"), "v");
+  clock_.Advance(1);
+  EXPECT_EQ(*c->Get("ttl-k"), std::nullopt);
+}
+
+TEST_F(FastPathServerTest, HugeTtlMeansPracticallyNever) {
+  StartServer();
+  std::unique_ptr<Client> c = ConnectTo(port());
+  ASSERT_NE(c, nullptr);
+  ASSERT_TRUE(c->Put("forever", "v", UINT64_MAX).ok());
+  clock_.Advance(uint64_t{1} << 50);
+  EXPECT_EQ(**c->Get("forever"), "v");
+  EXPECT_GT(*c->Ttl("forever"), int64_t{1} << 60);
+}
+
+TEST_F(FastPathServerTest, OneMiBValues) {
+  StartServer();
+  testing::OneMiBValues(port());
+}
+
+// A large configured limit costs nothing up front; a large value grows the buffers it needs and
+// they are given back once empty.
+TEST(FastPathLargeValueTest, BuffersGrowOnDemandAndShrinkBack) {
+  core::Store store(core::StoreOptions{.num_shards = 2});
+  core::Executor executor(&store, nullptr,
+                          core::ExecutorOptions{.max_value_bytes = kMaxConfigurableBytes});
+  absl::StatusOr<std::unique_ptr<Server>> server =
+      Server::Start({.address = "127.0.0.1",
+                     .port = 0,
+                     .threads = 1,
+                     .limits = {.max_value_bytes = kMaxConfigurableBytes}},
+                    &executor);
+  ASSERT_TRUE(server.ok()) << server.status();
+  std::unique_ptr<Client> c = ConnectTo((*server)->port());
+  ASSERT_NE(c, nullptr);
+  ASSERT_TRUE(c->Ping().ok());
+  const uint64_t idle = (*server)->Stats().buffer_bytes;
+  EXPECT_LT(idle, 1u << 20);  // The loop's scratch blocks only.
+  std::string value(24 << 20, '\0');
+  for (size_t i = 0; i < value.size(); ++i) value[i] = static_cast<char>(i * 7 + (i >> 12));
+  ASSERT_TRUE(c->Put("huge", value).ok());
+  for (int i = 0; i < 2; ++i) {
+    absl::StatusOr<std::optional<std::string>> got = c->Get("huge");
+    ASSERT_TRUE(got.ok() && got->has_value());
+    EXPECT_TRUE(**got == value);
+  }
+  ASSERT_TRUE(c->Ping().ok());
+  // Counted after the reply went out: allow the loop to finish its turn.
+  EXPECT_TRUE(WaitFor([&] { return (*server)->Stats().buffer_bytes <= idle + (1u << 20); }))
+      << (*server)->Stats().buffer_bytes;
+}
+
+TEST_F(FastPathServerTest, KeysWithNulBytes) {
+  StartServer();
+  testing::KeysWithNulBytes(port());
+}
+
+TEST_F(FastPathServerTest, MalformedFramesCloseOnlyThatConnection) {
+  const Limits limits{.max_key_bytes = 64 << 10, .max_value_bytes = 1 << 20};
+  StartServer({.limits = limits});
+  testing::MalformedFramesCloseOnlyThatConnection(port(), limits.max_key_bytes,
+                                                  limits.max_value_bytes);
+  const ServerStats s = server_->Stats();
+  EXPECT_EQ(s.protocol_errors[static_cast<size_t>(ParseError::kUnknownOpcode)], 2u);  // +RESP
+  EXPECT_EQ(s.protocol_errors[static_cast<size_t>(ParseError::kKeyTooLong)], 2u);
+  EXPECT_EQ(s.protocol_errors[static_cast<size_t>(ParseError::kValueTooLong)], 1u);
+  EXPECT_EQ(s.protocol_errors[static_cast<size_t>(ParseError::kBadTtlFlag)], 1u);
+  EXPECT_EQ(s.protocol_errors[static_cast<size_t>(ParseError::kTokenTooLong)], 0u);
+}
+
+TEST_F(FastPathServerTest, ExecutableButFailingCommandsKeepTheConnection) {
+  StartServer();
+  std::unique_ptr<Client> c = ConnectTo(port());
+  ASSERT_NE(c, nullptr);
+  const std::string long_key(kExecutorMaxKey + 1, 'k');  // Parser allows it; executor does not.
+  c->QueuePut(long_key, "v");
+  c->QueueAuth("secret");
+  c->QueuePing();
+  c->QueueGet(long_key);
+  ASSERT_TRUE(c->Flush().ok());
+  absl::StatusOr<OwnedReply> r = c->ReadReply();
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->type, ReplyType::kError);
+  EXPECT_EQ(r->bytes, "INVALID_ARGUMENT: key exceeds max_key_bytes (1024)");
+  r = c->ReadReply();
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->type, ReplyType::kError);
+  EXPECT_THAT(r->bytes, HasSubstr("FAILED_PRECONDITION: auth is not enabled"));
+  r = c->ReadReply();
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->type, ReplyType::kPong);
+  r = c->ReadReply();
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->type, ReplyType::kError);
+  EXPECT_TRUE(c->Ping().ok());
+  const absl::Status put = c->Put(long_key, "v");
+  EXPECT_TRUE(absl::IsInvalidArgument(put)) << put;
+}
+
+TEST_F(FastPathServerTest, OutOfMemoryIsAnErrorReply) {
+  core::Store small(core::StoreOptions{.num_shards = 1,
+                                       .max_memory_bytes = 64 << 10,
+                                       .eviction = core::EvictionPolicy::kNoEviction,
+                                       .clock = &clock_});
+  core::Executor executor(&small, nullptr);
+  absl::StatusOr<std::unique_ptr<Server>> server =
+      Server::Start({.address = "127.0.0.1", .port = 0, .threads = 1}, &executor);
+  ASSERT_TRUE(server.ok());
+  std::unique_ptr<Client> c = ConnectTo((*server)->port());
+  ASSERT_NE(c, nullptr);
+  absl::Status s;
+  for (int i = 0; i < 100 && s.ok(); ++i)
+    s = c->Put("oom-" + std::to_string(i), std::string(4096, 'x'));
+  EXPECT_TRUE(absl::IsResourceExhausted(s)) << s;
+  EXPECT_TRUE(c->Ping().ok());
+}
+
+TEST_F(FastPathServerTest, ConcurrentClientsAgainstModel) {
+  StartServer();
+  testing::ConcurrentClientsAgainstModel(port(), 32, 2000);
+  EXPECT_EQ(server_->Stats().connections_accepted, 32u);
+}
+
+TEST_F(FastPathServerTest, PeerHalfCloseGetsItsRepliesThenEof) {
+  StartServer();
+  std::unique_ptr<Client> c = ConnectTo(port());
+  ASSERT_NE(c, nullptr);
+  c->QueuePut("half", "closed");
+  c->QueueGet("half");
+  ASSERT_TRUE(c->Flush().ok());
+  ASSERT_EQ(shutdown(c->fd(), SHUT_WR), 0);
+  absl::StatusOr<OwnedReply> r = c->ReadReply();
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->type, ReplyType::kOk);
+  r = c->ReadReply();
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->bytes, "closed");
+  EXPECT_TRUE(c->WaitForClose().ok());
+  EXPECT_TRUE(WaitFor([&] { return server_->Stats().connections_open == 0; }));
+}
+
+TEST_F(FastPathServerTest, IdleTimeoutClosesAStalledPartialFrameOnly) {
+  StartServer({.idle_timeout = absl::Seconds(1)});
+  std::unique_ptr<Client> stalled = ConnectTo(port());
+  std::unique_ptr<Client> idle = ConnectTo(port());
+  ASSERT_NE(stalled, nullptr);
+  ASSERT_NE(idle, nullptr);
+  ASSERT_TRUE(idle->Ping().ok());
+  stalled->QueueRaw(std::string("\x03", 1) + testing::U32(10) + "part");
+  ASSERT_TRUE(stalled->Flush().ok());
+  const uint64_t sent = 1 + 4 + 4 + 1;  // idle's PING, stalled's partial GET.
+  ASSERT_TRUE(WaitFor([&] { return server_->Stats().bytes_in >= sent; }));
+  // The loop may stamp the frame's start just after bytes_in moved: keep time moving until the
+  // sweep closes it.
+  EXPECT_TRUE(WaitFor([&] {
+    clock_.Advance(100);
+    return server_->Stats().idle_timeout_closes == 1;
+  }));
+  EXPECT_TRUE(stalled->WaitForClose().ok());
+  EXPECT_EQ(server_->Stats().idle_timeout_closes, 1u);
+  EXPECT_TRUE(idle->Ping().ok());  // No partial frame: never timed out.
+}
+
+// Writes GET frames without ever reading, until the socket has not taken a byte for 300 ms
+// (the server stopped reading) or the connection breaks. Returns whether it broke.
+bool WriteWithoutReading(int fd, const std::string& frames, size_t max_bytes) {
+  size_t written = 0;
+  while (written < max_bytes) {
+    pollfd p{fd, POLLOUT, 0};
+    if (poll(&p, 1, 300) == 0) return false;
+    const ssize_t n = send(fd, frames.data(), frames.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0 && errno != EAGAIN && errno != EINTR) return true;
+    if (n > 0) written += static_cast<size_t>(n);
+  }
+  return false;
+}
+
+TEST_F(FastPathServerTest, AClientThatNeverReadsIsPausedThenCutOff) {
+  // A batch of 4 GETs of a 32 KiB value stays under the hard limit: the connection is paused at
+  // the soft limit, its buffers stay bounded, and it is closed once stalled for idle_timeout.
+  StartServer({.output_soft_limit = 64 << 10,
+               .output_hard_limit = 256 << 10,
+               .idle_timeout = absl::Seconds(5),
+               .max_batch_commands = 4});
+  std::unique_ptr<Client> setup = ConnectTo(port());
+  ASSERT_NE(setup, nullptr);
+  ASSERT_TRUE(setup->Put("slow", std::string(32 << 10, 's')).ok());
+  std::unique_ptr<Client> c = ConnectTo(port());
+  ASSERT_NE(c, nullptr);
+  Buffer gets;
+  for (int i = 0; i < 1000; ++i) EncodeGet(&gets, "slow");
+  EXPECT_FALSE(WriteWithoutReading(c->fd(), std::string(gets.view()), 512 << 20));
+  const ServerStats paused = server_->Stats();
+  // Bounded: the soft limit, one batch of replies, the scratch blocks and a read budget.
+  EXPECT_LT(paused.buffer_bytes, (64 << 10) + 4 * (33 << 10) + (2 << 20));
+  EXPECT_EQ(paused.slow_consumer_disconnects, 0u);
+  EXPECT_TRUE(WaitFor([&] {
+    clock_.Advance(100);
+    return server_->Stats().slow_consumer_disconnects == 1;
+  }));
+  EXPECT_TRUE(WaitFor([&] { return server_->Stats().connections_open == 1; }));
+  EXPECT_TRUE(setup->Ping().ok());
+}
+
+TEST_F(FastPathServerTest, ABatchPastTheHardLimitClosesTheConnection) {
+  StartServer({.output_soft_limit = 64 << 10, .output_hard_limit = 256 << 10});
+  std::unique_ptr<Client> setup = ConnectTo(port());
+  ASSERT_NE(setup, nullptr);
+  ASSERT_TRUE(setup->Put("slow", std::string(32 << 10, 's')).ok());
+  std::unique_ptr<Client> c = ConnectTo(port());
+  ASSERT_NE(c, nullptr);
+  Buffer gets;
+  for (int i = 0; i < 1000; ++i) EncodeGet(&gets, "slow");
+  WriteWithoutReading(c->fd(), std::string(gets.view()), 64 << 20);
+  EXPECT_TRUE(WaitFor([&] { return server_->Stats().slow_consumer_disconnects == 1; }));
+  EXPECT_TRUE(WaitFor([&] { return server_->Stats().connections_open == 1; }));
+  EXPECT_LT(server_->Stats().buffer_bytes, 2u << 20);
+  EXPECT_TRUE(setup->Ping().ok());
+}
+
+class BackpressureTest : public FastPathServerTest, public ::testing::WithParamInterface<size_t> {};
+
+// Regression: a paused connection whose output drained on the second send of a turn was left
+// registered for no events at all and never served again.
+TEST_P(BackpressureTest, DoesNotLoseReplies) {
+  // Replies far above the soft limit, read as they come: every reply arrives, in order.
+  StartServer({.output_soft_limit = GetParam(), .output_hard_limit = 64 << 20});
+  std::unique_ptr<Client> c = ConnectTo(port());
+  ASSERT_NE(c, nullptr);
+  std::vector<std::string> values;
+  for (int i = 0; i < 64; ++i) {
+    values.push_back(std::string(20000 + i, static_cast<char>('a' + i % 26)));
+    ASSERT_TRUE(c->Put("bp-" + std::to_string(i), values.back()).ok());
+  }
+  for (int round = 0; round < 20; ++round) {
+    for (int i = 0; i < 64; ++i) c->QueueGet("bp-" + std::to_string(i));
+  }
+  ASSERT_TRUE(c->Flush().ok());
+  for (int round = 0; round < 20; ++round) {
+    for (int i = 0; i < 64; ++i) {
+      absl::StatusOr<OwnedReply> r = c->ReadReply();
+      ASSERT_TRUE(r.ok()) << r.status();
+      ASSERT_EQ(r->type, ReplyType::kValue);
+      ASSERT_EQ(r->bytes.size(), values[i].size());
+    }
+  }
+  EXPECT_TRUE(c->Ping().ok());
+  EXPECT_EQ(server_->Stats().slow_consumer_disconnects, 0u);
+}
+
+INSTANTIATE_TEST_SUITE_P(SoftLimits, BackpressureTest,
+                         ::testing::Values(size_t{4} << 10, size_t{16} << 10, size_t{200} << 10));
+
+TEST_F(FastPathServerTest, MaxConnectionsRefusesExtraConnectionsCleanly) {
+  StartServer({.max_connections = 3});
+  std::vector<std::unique_ptr<Client>> clients;
+  for (int i = 0; i < 3; ++i) {
+    clients.push_back(ConnectTo(port()));
+    ASSERT_NE(clients.back(), nullptr);
+    ASSERT_TRUE(clients.back()->Ping().ok());
+  }
+  std::unique_ptr<Client> extra = ConnectTo(port());
+  ASSERT_NE(extra, nullptr);
+  absl::StatusOr<OwnedReply> r = extra->ReadReply();
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->type, ReplyType::kError);
+  EXPECT_THAT(r->bytes, HasSubstr("RESOURCE_EXHAUSTED: max_connections (3)"));
+  EXPECT_TRUE(extra->WaitForClose().ok());
+  EXPECT_EQ(server_->Stats().connections_rejected, 1u);
+  EXPECT_EQ(server_->Stats().connections_open, 3);
+  clients.pop_back();
+  ASSERT_TRUE(WaitFor([&] { return server_->Stats().connections_open == 2; }));
+  std::unique_ptr<Client> again = ConnectTo(port());
+  ASSERT_NE(again, nullptr);
+  EXPECT_TRUE(again->Ping().ok());
+}
+
+TEST_F(FastPathServerTest, StopAcceptingKeepsServingExistingConnections) {
+  StartServer();
+  std::unique_ptr<Client> c = ConnectTo(port());
+  ASSERT_NE(c, nullptr);
+  ASSERT_TRUE(c->Ping().ok());
+  server_->StopAccepting();
+  server_->StopAccepting();  // Idempotent.
+  EXPECT_FALSE(Client::Connect({.host = "127.0.0.1", .port = port()}).ok());
+  EXPECT_TRUE(c->Ping().ok());
+}
+
+TEST_F(FastPathServerTest, GracefulShutdownFlushesComputedReplies) {
+  // Limits high enough that the whole pipeline executes before the shutdown starts.
+  StartServer({.output_soft_limit = 256 << 20, .output_hard_limit = 256 << 20});
+  std::unique_ptr<Client> c = ConnectTo(port());
+  std::unique_ptr<Client> idle = ConnectTo(port());
+  ASSERT_NE(c, nullptr);
+  ASSERT_NE(idle, nullptr);
+  const std::string value(256 << 10, 'g');
+  ASSERT_TRUE(c->Put("shut", value).ok());
+  ASSERT_TRUE(idle->Ping().ok());
+  constexpr int kGets = 200;  // 50 MiB of replies: far more than the socket buffers hold.
+  for (int i = 0; i < kGets; ++i) c->QueueGet("shut");
+  const uint64_t before = server_->Stats().bytes_in;
+  ASSERT_TRUE(c->Flush().ok());
+  ASSERT_TRUE(WaitFor([&] { return server_->Stats().bytes_in >= before + kGets * 9; }));
+  std::atomic<bool> returned{false};
+  std::thread stopper([&] {
+    server_->Shutdown(absl::Now() + absl::Seconds(30));
+    returned = true;
+  });
+  for (int i = 0; i < kGets; ++i) {
+    absl::StatusOr<Reply> r = c->ReadReplyView();
+    ASSERT_TRUE(r.ok()) << i << ": " << r.status();
+    ASSERT_EQ(r->type, ReplyType::kValue);
+    ASSERT_EQ(r->bytes.size(), value.size());
+  }
+  EXPECT_TRUE(c->WaitForClose().ok());
+  EXPECT_TRUE(idle->WaitForClose().ok());
+  stopper.join();
+  EXPECT_TRUE(returned);
+  EXPECT_EQ(server_->Stats().connections_open, 0);
+  EXPECT_FALSE(Client::Connect({.host = "127.0.0.1", .port = port()}).ok());
+  server_->Shutdown(absl::Now());  // Idempotent.
+}
+
+TEST_F(FastPathServerTest, ShutdownDeadlineDropsWhatCannotBeFlushed) {
+  StartServer({.output_soft_limit = 256 << 20, .output_hard_limit = 256 << 20});
+  std::unique_ptr<Client> c = ConnectTo(port());
+  ASSERT_NE(c, nullptr);
+  ASSERT_TRUE(c->Put("shut", std::string(1 << 20, 'g')).ok());
+  for (int i = 0; i < 24; ++i) c->QueueGet("shut");  // More than the socket buffers hold.
+  const uint64_t before = server_->Stats().bytes_in;
+  ASSERT_TRUE(c->Flush().ok());
+  ASSERT_TRUE(WaitFor([&] { return server_->Stats().bytes_in >= before + 24 * 9; }));
+  // The client never reads: Shutdown must still return, soon after its deadline (the batch in
+  // progress finishes first; generous bound for sanitizer builds on a loaded machine).
+  const absl::Time start = absl::Now();
+  server_->Shutdown(start + absl::Milliseconds(200));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(20));
+  EXPECT_EQ(server_->Stats().connections_open, 0);
+}
+
+TEST_F(FastPathServerTest, StatsCountTraffic) {
+  StartServer();
+  std::unique_ptr<Client> c = ConnectTo(port());
+  ASSERT_NE(c, nullptr);
+  ASSERT_TRUE(c->Ping().ok());
+  ASSERT_TRUE(c->Put("s", "v").ok());
+  // The loop counts a send after it returns, so the client may see the reply first.
+  const uint64_t in = 1 + (1 + 4 + 1 + 4 + 1 + 1), out = 2;
+  EXPECT_TRUE(WaitFor([&] { return server_->Stats().bytes_out >= out; }));
+  const ServerStats s = server_->Stats();
+  EXPECT_EQ(s.connections_accepted, 1u);
+  EXPECT_EQ(s.connections_open, 1);
+  EXPECT_EQ(s.bytes_in, in);
+  EXPECT_EQ(s.bytes_out, out);
+  const std::string json = *c->Stats();
+  EXPECT_THAT(json, HasSubstr("\"keys\":1"));
+}
+
+TEST_F(FastPathServerTest, RejectsBadOptions) {
+  core::Executor& e = executor_;
+  EXPECT_TRUE(absl::IsInvalidArgument(
+      Server::Start({.port = 0, .output_soft_limit = 10, .output_hard_limit = 5}, &e).status()));
+  EXPECT_TRUE(absl::IsInvalidArgument(
+      Server::Start({.port = 0, .limits = {.max_value_bytes = (512 << 20) + 1}}, &e).status()));
+  EXPECT_TRUE(absl::IsInvalidArgument(Server::Start({.port = 70000}, &e).status()));
+  EXPECT_TRUE(absl::IsInvalidArgument(Server::Start({.port = 0}, nullptr).status()));
+  StartServer();
+  EXPECT_TRUE(
+      absl::IsUnavailable(Server::Start({.address = "127.0.0.1", .port = port()}, &e).status()));
+}
+
+}  // namespace
+}  // namespace crabcache::fastpath
