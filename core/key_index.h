@@ -53,6 +53,9 @@ class KeyIndex {
     return Find(hash, [ref](uint64_t r) { return r == ref; });
   }
 
+  // A hint that `hash` will be looked up soon.
+  void Prefetch(uint64_t hash) const { __builtin_prefetch(&slots_[Home(TagOf(hash))]); }
+
   uint64_t RefAt(size_t pos) const { return slots_[pos] & kRefMask; }
   void SetRefAt(size_t pos, uint64_t ref) { slots_[pos] = (slots_[pos] & ~kRefMask) | ref; }
 

@@ -258,31 +258,45 @@ void LogShard::Drain(Queue q, bool force, Millis now) {
   const uint32_t sid = queues_[q].tail;
   Unlink(sid);  // Survivors are appended elsewhere, never back into it.
   segs_[sid].busy = true;
-  // segs_ is not indexed through a reference: no appends reallocate it under a budget, but keep
-  // the code independent of that.
+  // Live entries are taken a batch at a time: hash every key and prefetch its index slot first,
+  // so the index misses of a batch overlap instead of queueing one behind the other.
+  constexpr int kBatch = 16;
+  struct Pending {
+    uint32_t offset;
+    uint64_t hash;
+  };
+  Pending batch[kBatch];
+  // segs_ is indexed afresh after every Move: a Move may open a segment.
   for (uint32_t off = 0; off < segs_[sid].fill;) {
-    char* at = segs_[sid].mem + off;
-    const uint64_t ref = Ref(sid, off);
-    off += static_cast<uint32_t>(item::SizeAt(at));
-    if (*at & item::kDead) continue;
-    const item::View v = item::Decode(at);
-    const uint64_t hash = hasher_(v.key);
-    const size_t pos = index_.FindRef(hash, ref);
-    assert(pos != KeyIndex::kNotFound);
-    if (Expired(v, now)) {
+    int n = 0;
+    while (n < kBatch && off < segs_[sid].fill) {
+      char* at = segs_[sid].mem + off;
+      if (!(*at & item::kDead)) {
+        const uint64_t hash = hasher_(item::Decode(at).key);
+        index_.Prefetch(hash);
+        batch[n++] = Pending{off, hash};
+      }
+      off += static_cast<uint32_t>(item::SizeAt(at));
+    }
+    for (int i = 0; i < n; ++i) {
+      const item::View v = item::Decode(segs_[sid].mem + batch[i].offset);
+      const size_t pos = index_.FindRef(batch[i].hash, Ref(sid, batch[i].offset));
+      assert(pos != KeyIndex::kNotFound);
+      if (Expired(v, now)) {
+        Forget(pos, v);
+        ++stats_.expirations;
+        continue;
+      }
+      if (!force && v.freq() > 0) {
+        // Small: used while there, promoted to main with its counter cleared. Main: reinserted
+        // at the head with one use spent.
+        const uint8_t freq = q == kSmall ? 0 : static_cast<uint8_t>(v.freq() - 1);
+        if (Move(pos, v, kMain, freq)) continue;
+      }
+      if (q == kSmall) ghost_.Insert(batch[i].hash);
       Forget(pos, v);
-      ++stats_.expirations;
-      continue;
+      ++stats_.evictions;
     }
-    if (!force && v.freq() > 0) {
-      // Small: used while there, promoted to main with its counter cleared. Main: reinserted at
-      // the head with one use spent.
-      const uint8_t freq = q == kSmall ? 0 : static_cast<uint8_t>(v.freq() - 1);
-      if (Move(pos, v, kMain, freq)) continue;
-    }
-    if (q == kSmall) ghost_.Insert(hash);
-    Forget(pos, v);
-    ++stats_.evictions;
   }
   FreeSegment(sid);
 }
