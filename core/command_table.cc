@@ -47,9 +47,10 @@ ResultCode OpDelete(const ExecContext& ctx, const Command& c, ResultSink& sink) 
 }
 
 ResultCode OpExpire(const ExecContext& ctx, const Command& c, ResultSink& sink) {
-  const bool found =
-      ctx.store.Expire(c.key, ctx.store.Hash(c.key), ExpiryAfter(ctx.now, c.ttl_ms), ctx.now);
-  return Emit(sink, found ? ResultCode::kOk : ResultCode::kNotFound);
+  const absl::StatusOr<bool> found =
+      ctx.store.TryExpire(c.key, ctx.store.Hash(c.key), ExpiryAfter(ctx.now, c.ttl_ms), ctx.now);
+  if (!found.ok()) return EmitError(sink, found.status());
+  return Emit(sink, *found ? ResultCode::kOk : ResultCode::kNotFound);
 }
 
 ResultCode OpTtl(const ExecContext& ctx, const Command& c, ResultSink& sink) {
