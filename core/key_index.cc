@@ -18,6 +18,7 @@ KeyIndex::KeyIndex() {
   if (slots_ == nullptr) std::abort();  // Start-up OOM: nothing sensible to do.
   capacity_ = kInitialCapacity;
   bytes_ = AllocCharge(slots_);
+  Publish();
 }
 
 KeyIndex::~KeyIndex() { std::free(slots_); }
@@ -82,6 +83,7 @@ bool KeyIndex::Grow() {
   for (size_t i = 0; i < old_capacity; ++i) {
     if (old[i] != 0) Place(old[i]);
   }
+  Publish();
   std::free(old);
   bytes_ = AllocCharge(slots_);
   return true;

@@ -18,6 +18,7 @@
 #ifndef CRABCACHE_CORE_KEY_INDEX_H_
 #define CRABCACHE_CORE_KEY_INDEX_H_
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 
@@ -53,8 +54,16 @@ class KeyIndex {
     return Find(hash, [ref](uint64_t r) { return r == ref; });
   }
 
-  // A hint that `hash` will be looked up soon.
+  // A hint that `hash` will be looked up soon. REQUIRES: the owner's lock.
   void Prefetch(uint64_t hash) const { __builtin_prefetch(&slots_[Home(TagOf(hash))]); }
+  // The same hint without the owner's lock, from any thread: it reads a published copy of the
+  // table's address and size (atomics), which may be stale during a Grow. A stale address is
+  // harmless: a prefetch never faults and never changes memory; at worst it warms a useless line.
+  void PrefetchUnlocked(uint64_t hash) const {
+    const uint64_t* slots = published_slots_.load(std::memory_order_relaxed);
+    const size_t capacity = published_capacity_.load(std::memory_order_relaxed);
+    __builtin_prefetch(&slots[(static_cast<uint64_t>(TagOf(hash)) * capacity) >> 24]);
+  }
 
   uint64_t RefAt(size_t pos) const { return slots_[pos] & kRefMask; }
   void SetRefAt(size_t pos, uint64_t ref) { slots_[pos] = (slots_[pos] & ~kRefMask) | ref; }
@@ -86,8 +95,16 @@ class KeyIndex {
   size_t NextCapacity() const { return capacity_ + capacity_ / 2; }
   void Place(uint64_t slot);
 
+  // Publishes slots_ and capacity_ for PrefetchUnlocked.
+  void Publish() {
+    published_slots_.store(slots_, std::memory_order_relaxed);
+    published_capacity_.store(capacity_, std::memory_order_relaxed);
+  }
+
   uint64_t* slots_ = nullptr;
   size_t capacity_ = 0;
+  std::atomic<const uint64_t*> published_slots_{nullptr};
+  std::atomic<size_t> published_capacity_{0};
   size_t size_ = 0;
   size_t bytes_ = 0;
 };

@@ -63,6 +63,9 @@ class LogShard final : public Shard {
   int64_t TtlMs(std::string_view key, uint64_t hash, Millis now) override;
   size_t SweepExpired(Millis now, size_t max_reclaimed, size_t max_visited) override;
   ShardStats Stats() const override;
+  void Prefetch(uint64_t hash) const override ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    index_.PrefetchUnlocked(hash);  // Reads only the index's published atomics.
+  }
 
   // The segment size used for a shard budget: 1/64 of it as a power of two, within [256, 16 KiB];
   // 16 KiB when unlimited.

@@ -44,6 +44,9 @@ class LruShard final : public Shard {
   int64_t TtlMs(std::string_view key, uint64_t hash, Millis now) override;
   size_t SweepExpired(Millis now, size_t max_reclaimed, size_t max_visited) override;
   ShardStats Stats() const override;
+  void Prefetch(uint64_t hash) const override ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    index_.PrefetchUnlocked(hash);  // Reads only the index's published atomics.
+  }
 
  private:
   // Node 0 is the list's sentinel: its next is the most recent entry, its prev the least. A free

@@ -63,6 +63,8 @@ class Shard {
   // Reclaims at most max_reclaimed expired entries, looking at no more than max_visited entries.
   virtual size_t SweepExpired(Millis now, size_t max_reclaimed, size_t max_visited) = 0;
   virtual ShardStats Stats() const = 0;
+  // A hint that `hash` will be looked up soon: warms its index slot without taking the lock.
+  virtual void Prefetch(uint64_t hash) const = 0;
 };
 
 std::unique_ptr<Shard> NewShard(const ShardOptions& options);

@@ -115,6 +115,8 @@ Shard& Store::ShardFor(uint64_t hash) const {
 
 uint64_t Store::Hash(std::string_view key) const { return KeyHasher{seed_}(key); }
 
+void Store::Prefetch(uint64_t hash) const { ShardFor(hash).Prefetch(hash); }
+
 bool Store::Get(std::string_view key, uint64_t hash, Millis now,
                 absl::FunctionRef<void(std::string_view value)> on_hit) {
   return ShardFor(hash).Get(key, hash, now, on_hit);

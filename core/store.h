@@ -117,6 +117,11 @@ class Store {
   // The per-process seeded hash every operation below expects.
   uint64_t Hash(std::string_view key) const;
 
+  // A hint, without any lock, that the key with this hash is about to be used: the executor
+  // calls it for every key of a batch before running the batch, so the index lookups' cache
+  // misses overlap instead of coming one after the other.
+  void Prefetch(uint64_t hash) const;
+
   // All methods REQUIRE: hash == Hash(key).
 
   // On a live hit calls on_hit(value) with the shard lock held and returns true. `value` is valid
