@@ -90,6 +90,9 @@ class LogShard final : public Shard {
     uint32_t tail = 0;  // Oldest.
     uint32_t segments = 0;
     uint64_t items = 0;
+    // Out-of-line value blocks owned by this queue's stubs: the queue's real size is its
+    // segments plus these, and the small queue's 10 % share is measured on that.
+    uint64_t heap_bytes = 0;
   };
 
   static uint64_t Ref(uint32_t sid, uint32_t offset) { return (uint64_t{sid} << 16) | offset; }
@@ -112,7 +115,10 @@ class LogShard final : public Shard {
   void Forget(size_t pos, const item::View& v) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Marks the entry at `ref` dead in its segment and recycles the segment if that was its last.
   void MarkDead(uint64_t ref, size_t size) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void FreeBlock(char* block) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Frees the out-of-line block of a stub in segment `sid`.
+  void FreeBlock(char* block, uint32_t sid) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Charges (or, negative, discharges) out-of-line bytes to the queue of segment `sid`.
+  void AddHeap(uint32_t sid, int64_t bytes) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Bytes still free in queue q's head segment.
   size_t HeadRoom(Queue q) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
