@@ -3,6 +3,9 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/security/server_credentials.h>
+#include <grpcpp/security/tls_certificate_provider.h>
+#include <grpcpp/security/tls_credentials_options.h>
 
 #include <algorithm>
 #include <string>
@@ -36,7 +39,40 @@ absl::Status Validate(const GrpcOptions& options) {
   if (options.max_message_bytes <= 0 || options.max_concurrent_streams <= 0) {
     return absl::InvalidArgumentError("max_message_bytes and max_concurrent_streams must be > 0");
   }
+  if (options.tls.enabled() && options.tls_refresh_seconds == 0) {
+    return absl::InvalidArgumentError("tls_refresh_seconds must be positive");
+  }
+  if (!options.tls.enabled() && !options.tls.client_ca.empty()) {
+    return absl::InvalidArgumentError("a client CA (mutual TLS) needs a certificate and key");
+  }
   return absl::OkStatus();
+}
+
+// Credentials of the main port: plaintext, TLS, or TLS that requires and verifies a client
+// certificate signed by tls.client_ca.
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(const GrpcOptions& options) {
+  if (!options.tls.enabled()) return grpc::InsecureServerCredentials();
+  absl::StatusOr<TlsSummary> summary = CheckTlsFiles(options.tls);
+  if (!summary.ok()) return summary.status();
+  core::Log(summary->expired ? core::LogLevel::kWarning : core::LogLevel::kInfo,
+            summary->expired ? "grpc tls certificate has EXPIRED" : "grpc tls certificate",
+            {{"subject", summary->subject},
+             {"not_after", summary->not_after},
+             {"chain", absl::StrCat(summary->chain_length)},
+             {"mutual_tls", options.tls.client_ca.empty() ? "false" : "true"},
+             {"client_cas", absl::StrCat(summary->client_cas)}});
+  using grpc::experimental::FileWatcherCertificateProvider;
+  auto provider = std::make_shared<FileWatcherCertificateProvider>(
+      options.tls.key, options.tls.cert, options.tls.client_ca, options.tls_refresh_seconds);
+  grpc::experimental::TlsServerCredentialsOptions tls(provider);
+  tls.watch_identity_key_cert_pairs();
+  if (options.tls.client_ca.empty()) {
+    tls.set_cert_request_type(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
+  } else {
+    tls.watch_root_certs();
+    tls.set_cert_request_type(GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  }
+  return grpc::experimental::TlsServerCredentials(tls);
 }
 
 // A server with no services of its own: the default health service (and reflection) only.
@@ -64,12 +100,15 @@ absl::StatusOr<std::unique_ptr<GrpcFrontend>> GrpcFrontend::Start(const GrpcOpti
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
 
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials = Credentials(options);
+  if (!credentials.ok()) return credentials.status();
   auto service = std::make_unique<CacheService>(
-      executor, CacheServiceOptions{.max_batch_commands = options.max_batch_commands});
+      executor, CacheServiceOptions{.max_batch_commands = options.max_batch_commands,
+                                    .tokens = options.tokens});
   const std::string target = HostPort(options.address, options.port);
   int bound_port = 0;
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(target, grpc::InsecureServerCredentials(), &bound_port);
+  builder.AddListeningPort(target, *credentials, &bound_port);
   builder.RegisterService(service.get());
   builder.SetMaxReceiveMessageSize(options.max_message_bytes);
   builder.SetMaxSendMessageSize(options.max_message_bytes);
@@ -80,7 +119,11 @@ absl::StatusOr<std::unique_ptr<GrpcFrontend>> GrpcFrontend::Start(const GrpcOpti
   }
   server->GetHealthCheckService()->SetServingStatus(true);
   core::Log(core::LogLevel::kInfo, "grpc listening",
-            {{"address", HostPort(options.address, bound_port)}});
+            {{"address", HostPort(options.address, bound_port)},
+             {"tls", !options.tls.enabled()           ? "off"
+                     : options.tls.client_ca.empty() ? "tls"
+                                                     : "mutual"},
+             {"auth", options.tokens != nullptr ? "token" : "off"}});
 
   std::unique_ptr<grpc::Server> health_server;
   int health_port = 0;

@@ -11,7 +11,9 @@
 #include "absl/time/time.h"
 #include "core/executor.h"
 #include "core/mutex.h"
+#include "fastpath/token_store.h"
 #include "service/cache_service.h"
+#include "service/tls.h"
 
 namespace grpc {
 class Server;
@@ -33,10 +35,19 @@ struct GrpcOptions {
   // If non-zero (or -1 for "any free port"), a second listener that serves only
   // grpc.health.v1 in plaintext, for kubelet gRPC probes when the main port needs TLS or auth.
   int health_port = 0;
+  // Non-null: Cache RPCs need a bearer token (service/auth.h). Health and reflection stay open.
+  // Not owned; must outlive the frontend.
+  const auth::TokenStore* tokens = nullptr;
+  // TLS on the main port when tls.cert is set (mutual TLS when tls.client_ca is set too); the
+  // health port stays plaintext. The files are checked at start and re-read by gRPC every
+  // tls_refresh_seconds (service/tls.h).
+  TlsFiles tls;
+  unsigned tls_refresh_seconds = 10;
 };
 
 // The running gRPC server: crabcache.v1.Cache, grpc.health.v1.Health (SERVING until
-// SetNotServing or Shutdown) and server reflection, on one insecure listener.
+// SetNotServing or Shutdown) and server reflection, on one listener (plaintext, TLS or mutual
+// TLS), plus an optional plaintext health-only listener.
 //
 // Thread-safety: every method may be called from any thread, concurrently.
 // Ownership: `executor` is not owned and must outlive the frontend. Destroying the frontend
