@@ -5,8 +5,8 @@
 
 #include <atomic>
 #include <memory>
-#include <string_view>
 #include <string>
+#include <string_view>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"

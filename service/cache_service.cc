@@ -32,8 +32,7 @@ using crabcache::v1::BatchResponse;
 class CacheService::BatchReactor final
     : public grpc::ServerBidiReactor<BatchRequest, BatchResponse> {
  public:
-  BatchReactor(CacheService* service, const auth::Grant& grant)
-      : service_(service), grant_(grant) {
+  BatchReactor(CacheService* service, const auth::Grant& grant) : service_(service), grant_(grant) {
     service_->open_streams_.fetch_add(1, std::memory_order_relaxed);
     service_->streams_total_.fetch_add(1, std::memory_order_relaxed);
     {
@@ -247,19 +246,19 @@ const absl::Status& CancelledStatus() {
 CacheService::CacheService(const core::Executor* executor, const CacheServiceOptions& options)
     : executor_(executor), options_(options) {}
 
-grpc::Status CacheService::Authenticate(grpc::CallbackServerContext* context,
-                                        auth::Grant* grant) {
+grpc::Status CacheService::Authenticate(grpc::CallbackServerContext* context, auth::Grant* grant) {
   if (options_.tokens == nullptr) return grpc::Status::OK;
   AuthResult why = AuthResult::kOk;
-  grpc::Status status = CheckAuthorization(context->client_metadata(), *options_.tokens, grant, &why);
-  if (!status.ok()) auth_failures_[static_cast<size_t>(why)].fetch_add(1, std::memory_order_relaxed);
+  grpc::Status status =
+      CheckAuthorization(context->client_metadata(), *options_.tokens, grant, &why);
+  if (!status.ok())
+    auth_failures_[static_cast<size_t>(why)].fetch_add(1, std::memory_order_relaxed);
   return status;
 }
 
 bool CacheService::StillAuthorized(auth::Grant* grant) {
   if (options_.tokens == nullptr || options_.tokens->StillValid(grant)) return true;
-  auth_failures_[static_cast<size_t>(AuthResult::kRevoked)].fetch_add(1,
-                                                                      std::memory_order_relaxed);
+  auth_failures_[static_cast<size_t>(AuthResult::kRevoked)].fetch_add(1, std::memory_order_relaxed);
   return false;
 }
 

@@ -120,7 +120,7 @@ absl::StatusOr<std::unique_ptr<GrpcFrontend>> GrpcFrontend::Start(const GrpcOpti
   server->GetHealthCheckService()->SetServingStatus(true);
   core::Log(core::LogLevel::kInfo, "grpc listening",
             {{"address", HostPort(options.address, bound_port)},
-             {"tls", !options.tls.enabled()           ? "off"
+             {"tls", !options.tls.enabled()          ? "off"
                      : options.tls.client_ca.empty() ? "tls"
                                                      : "mutual"},
              {"auth", options.tokens != nullptr ? "token" : "off"}});

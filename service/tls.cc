@@ -76,16 +76,16 @@ absl::StatusOr<TlsSummary> CheckTlsFiles(const TlsFiles& files) {
   KeyPtr key(PEM_read_bio_PrivateKey(key_bio->get(), nullptr, nullptr, nullptr));
   ERR_clear_error();
   if (key == nullptr) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--tls_key ", files.key, ": no unencrypted PEM private key found (encrypted keys are not "
-                                 "supported)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--tls_key ", files.key,
+                     ": no unencrypted PEM private key found (encrypted keys are not "
+                     "supported)"));
   }
   X509* leaf = chain->front().get();
   if (X509_check_private_key(leaf, key.get()) != 1) {
     ERR_clear_error();
-    return absl::InvalidArgumentError(absl::StrCat("--tls_key ", files.key,
-                                                   " does not match the certificate in --tls_cert ",
-                                                   files.cert));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--tls_key ", files.key, " does not match the certificate in --tls_cert ", files.cert));
   }
   TlsSummary summary;
   summary.chain_length = static_cast<int>(chain->size());

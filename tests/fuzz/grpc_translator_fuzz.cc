@@ -52,7 +52,7 @@ struct ModelEntry {
 
 uint64_t ExpiryAfter(uint64_t now, uint64_t ttl_ms) {
   return ttl_ms > std::numeric_limits<uint64_t>::max() - now ? std::numeric_limits<uint64_t>::max()
-                                                            : now + ttl_ms;
+                                                             : now + ttl_ms;
 }
 
 class Model {
@@ -79,8 +79,7 @@ class Model {
       case Command::kSet: {
         const auto& s = c.set();
         if (s.key().size() > kMaxKey || s.value().size() > kMaxValue) {
-          Check(r.code() == crabcache::v1::ERROR &&
-                    r.error().rfind("INVALID_ARGUMENT", 0) == 0,
+          Check(r.code() == crabcache::v1::ERROR && r.error().rfind("INVALID_ARGUMENT", 0) == 0,
                 "set over a limit -> INVALID_ARGUMENT", i);
           return;
         }
@@ -121,7 +120,8 @@ class Model {
         if (OverKeyLimit(c.ttl().key(), r, i)) return;
         const ModelEntry* e = Find(c.ttl().key(), now);
         if (e == nullptr) {
-          Check(r.code() == crabcache::v1::NOT_FOUND && r.ttl_ms() == -2, "ttl of a missing key", i);
+          Check(r.code() == crabcache::v1::NOT_FOUND && r.ttl_ms() == -2, "ttl of a missing key",
+                i);
         } else if (e->expire_at == 0) {
           Check(r.code() == crabcache::v1::OK && r.ttl_ms() == -1, "ttl without expiry", i);
         } else {

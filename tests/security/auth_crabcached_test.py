@@ -21,10 +21,9 @@ Checks, with a token file of two tokens:
 import argparse
 import os
 import queue
-import socket
 import struct
+import subprocess
 import sys
-import threading
 
 import grpc
 
@@ -214,6 +213,19 @@ def check_sighup(binary, out_dir):
         assert server.stop() == 0, server.text()
 
 
+def check_cli(cli, server, out_dir):
+    """crabcache-cli --auth_token_file sends AUTH first; without it the server refuses."""
+    token_file = os.path.join(out_dir, "cli-token")
+    secutil.write_atomically(token_file, f"# for the cli\n{NEW}\n")
+    base = [cli, "--port", str(server.fastpath_port)]
+    run = subprocess.run(base + ["--auth_token_file", token_file, "put", "cli", "ok"],
+                         capture_output=True, text=True, timeout=30, check=False)
+    assert run.returncode == 0 and run.stdout.strip() == "OK", run
+    run = subprocess.run(base + ["get", "cli"], capture_output=True, text=True, timeout=30,
+                         check=False)
+    assert run.returncode == 2 and "UNAUTHENTICATED" in run.stderr, run
+
+
 def check_metrics(server):
     m = server.metrics()
     def count(frontend, reason):
@@ -230,6 +242,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--server", required=True)
     parser.add_argument("--out_dir", required=True)
+    parser.add_argument("--cli", default="", help="crabcache-cli (optional)")
     args = parser.parse_args()
     os.makedirs(args.out_dir, exist_ok=True)
     pb2, pb2_grpc = ct.generate_stubs(os.path.join(args.out_dir, "gen"))
@@ -244,6 +257,8 @@ def main():
         channel = check_grpc(server, pb2, pb2_grpc, args.out_dir)
         check_rotation(server, pb2, pb2_grpc, channel, secret)
         check_metrics(server)
+        if args.cli:
+            check_cli(args.cli, server, work)
         check_sighup(args.server, work)
         ok = True
     finally:

@@ -154,8 +154,12 @@ class Worker {
     for (size_t j = 0; j < durable_.size(); j += 64) {
       std::vector<Op> ops;
       for (size_t k = j; k < std::min(durable_.size(), j + 64); ++k) {
-        ops.push_back({.kind = Op::kSet, .durable = true, .index = k, .key = DurableKey(k),
-                       .version = 1, .size = size});
+        ops.push_back({.kind = Op::kSet,
+                       .durable = true,
+                       .index = k,
+                       .key = DurableKey(k),
+                       .version = 1,
+                       .size = size});
       }
       Run(ops, /*grpc=*/(j / 64) % 2 == 1);
     }
@@ -403,8 +407,11 @@ class Worker {
     switch (op.kind) {
       case Op::kSet:
         if (r.kind != Reply::kOk) return Violation(where + ": SET not OK");
-        s = KeyState{.kind = KeyState::kPresent, .version = op.version, .size = op.size,
-                     .has_ttl = op.ttl_s > 0, .expire_lo = sent + op.ttl_s * 1000,
+        s = KeyState{.kind = KeyState::kPresent,
+                     .version = op.version,
+                     .size = op.size,
+                     .has_ttl = op.ttl_s > 0,
+                     .expire_lo = sent + op.ttl_s * 1000,
                      .expire_hi = acked + op.ttl_s * 1000};
         return;
       case Op::kGet:
@@ -437,7 +444,8 @@ class Worker {
         return;
       case Op::kExpire:
         if (r.kind == Reply::kOk) {
-          if (live == Liveness::kSurelyAbsent) return Violation(where + ": EXPIRE found a key that is gone");
+          if (live == Liveness::kSurelyAbsent)
+            return Violation(where + ": EXPIRE found a key that is gone");
           s.has_ttl = true;
           s.expire_lo = sent + op.ttl_s * 1000;
           s.expire_hi = acked + op.ttl_s * 1000;
@@ -454,12 +462,14 @@ class Worker {
           s.kind = KeyState::kAbsent;
           return;
         }
-        if (live == Liveness::kSurelyAbsent) return Violation(where + ": TTL of a key that is gone");
+        if (live == Liveness::kSurelyAbsent)
+          return Violation(where + ": TTL of a key that is gone");
         if (!s.has_ttl) {
           if (r.ttl_ms != -1) Violation(where + ": TTL of a key without expiry is not -1");
           return;
         }
-        // Remaining = expiry - server time, with expiry in [lo, hi] and server time in [sent, acked].
+        // Remaining = expiry - server time, with expiry in [lo, hi] and server time in [sent,
+        // acked].
         if (r.ttl_ms < s.expire_lo - acked - kSlackMs || r.ttl_ms > s.expire_hi - sent + kSlackMs) {
           Violation(absl::StrCat(where, ": TTL ", r.ttl_ms, " ms outside the model's window"));
         }
@@ -506,9 +516,10 @@ void ChaosFastPath(std::mt19937& rng, int id) {
       return;
     }
     case 1: {  // Malformed frames: ERROR, then close.
-      static const std::string kBad[] = {std::string("\x42", 1), std::string("*1\r\n$4\r\nPING\r\n"),
-                                         std::string("\x03\xff\xff\xff\x7f", 5),
-                                         std::string("\x02\x01\x00\x00\x00k\x01\x00\x00\x00v\x07", 12)};
+      static const std::string kBad[] = {
+          std::string("\x42", 1), std::string("*1\r\n$4\r\nPING\r\n"),
+          std::string("\x03\xff\xff\xff\x7f", 5),
+          std::string("\x02\x01\x00\x00\x00k\x01\x00\x00\x00v\x07", 12)};
       client.QueuePing();
       client.QueueRaw(kBad[rng() % 4]);
       (void)client.Flush();
@@ -597,8 +608,8 @@ void ChaosGrpc(std::mt19937& rng, int id, crabcache::v1::Cache::Stub* stub) {
 
 int Main() {
   const bool noeviction = absl::GetFlag(FLAGS_eviction) == "noeviction";
-  auto channel = grpc::CreateChannel(absl::GetFlag(FLAGS_grpc_target),
-                                     grpc::InsecureChannelCredentials());
+  auto channel =
+      grpc::CreateChannel(absl::GetFlag(FLAGS_grpc_target), grpc::InsecureChannelCredentials());
   const auto start = Clock::now();
   const auto until = start + std::chrono::seconds(absl::GetFlag(FLAGS_seconds));
   std::vector<std::unique_ptr<Worker>> workers;
@@ -640,8 +651,7 @@ int Main() {
   for (int i = 0; i < absl::GetFlag(FLAGS_workers); ++i) threads[i].join();
   stop = true;
   for (size_t i = absl::GetFlag(FLAGS_workers); i < threads.size(); ++i) threads[i].join();
-  const double seconds =
-      std::chrono::duration<double>(Clock::now() - start).count();
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
   const double hit_ratio = totals.durable_gets.load() == 0
                                ? 1.0
                                : static_cast<double>(totals.durable_hits.load()) /
