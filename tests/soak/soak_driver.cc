@@ -4,7 +4,7 @@
 //   - durable keys "w<i>:d<j>", written once at the start without TTL: every GET must return the
 //     exact value (under --eviction=noeviction; under s3fifo a miss is allowed, but a key once
 //     missed must stay missing: nothing comes back that was not written again);
-//   - churn keys "w<i>:c<j>": SET with a 1-3 s TTL, GET, DEL, EXPIRE and TTL at random. For each
+//   - churn keys "w<i>:c<j>": SET with a 1-6 s TTL, GET, DEL, EXPIRE and TTL at random. For each
 //     key the model knows the last acknowledged value (a version; the bytes are derived from it)
 //     and the window [send time + ttl, ack time + ttl] in which its expiry lies, so a GET must
 //     hit exactly (surely alive), must miss (surely expired, deleted, never written), or may do
@@ -48,6 +48,9 @@ ABSL_FLAG(int, durable_keys, 1024, "Durable keys per worker.");
 ABSL_FLAG(int, durable_value_bytes, 2048, "Size of each durable value.");
 ABSL_FLAG(int, churn_keys, 2048, "Churn keys per worker.");
 ABSL_FLAG(int, churn_max_value_bytes, 8192, "Largest churn value.");
+ABSL_FLAG(int, churn_max_ttl_seconds, 6,
+          "Churn TTLs are 1..this many seconds: long enough that live churn data exceeds a small "
+          "--max_memory even against a slow (ASan) server, so the limit is hit.");
 ABSL_FLAG(int, max_batch_commands, 10000, "The server's --max_batch_commands.");
 ABSL_FLAG(double, min_durable_hit_ratio, 0.0,
           "Fail if fewer durable GETs than this hit (1.0 is implied under noeviction).");
@@ -211,7 +214,7 @@ class Worker {
       op.kind = Op::kSet;
       op.version = ++next_version_;
       op.size = 16 + rng_() % absl::GetFlag(FLAGS_churn_max_value_bytes);
-      op.ttl_s = 1 + static_cast<int>(rng_() % 3);
+      op.ttl_s = 1 + static_cast<int>(rng_() % absl::GetFlag(FLAGS_churn_max_ttl_seconds));
     } else if (r < 88) {
       op.kind = Op::kDel;
     } else if (r < 94) {
