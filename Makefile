@@ -62,6 +62,11 @@ test-asan: asan
 test-tsan: tsan
 	cd $(BUILD)/tsan && ctest --output-on-failure -j $(JOBS)
 
+# CrabCache vs redis-server side by side (docs/benchmarks.md); not part of `make test`.
+BENCH_ARGS ?=
+bench: build
+	/usr/bin/python3 bench/compare.py --build $(BUILD)/release $(BENCH_ARGS)
+
 format:
 	@git ls-files '*.cc' '*.h' | xargs clang-format -i
 

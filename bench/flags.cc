@@ -24,6 +24,9 @@ absl::StatusOr<Flags> Flags::Parse(int argc, char** argv, const std::set<std::st
     if (!known.count(arg)) return absl::InvalidArgumentError("unknown flag --" + arg);
     if (boolean.count(arg)) {
       if (!has_value) value = "true";
+      if (value != "true" && value != "false" && value != "1" && value != "0") {
+        return absl::InvalidArgumentError("--" + arg + " takes true or false, not " + value);
+      }
     } else if (!has_value) {
       if (i + 1 >= argc) return absl::InvalidArgumentError("--" + arg + " needs a value");
       value = argv[++i];
@@ -63,7 +66,7 @@ absl::StatusOr<double> Flags::Double(const std::string& name, double fallback) c
 
 bool Flags::Bool(const std::string& name) const {
   const std::string v = String(name, "false");
-  return v == "true" || v == "1" || v == "yes";
+  return v == "true" || v == "1";
 }
 
 }  // namespace crabcache::bench

@@ -1,5 +1,7 @@
 // A tiny command-line parser for the bench tools: `--name=value`, `--name value` and bare
-// `--flag` (true); dashes and underscores in names are the same ("--get-ratio", "--get_ratio").
+// `--flag` (true; `--flag=false` also works); dashes and underscores in names are the same
+// ("--get-ratio", "--get_ratio"). A later occurrence of a flag overrides an earlier one.
+// (Not absl flags: those are process-global, which the unit tests of ParseConfig cannot use.)
 #ifndef CRABCACHE_BENCH_FLAGS_H_
 #define CRABCACHE_BENCH_FLAGS_H_
 
@@ -11,6 +13,7 @@
 
 namespace crabcache::bench {
 
+// Immutable after Parse; thread-compatible.
 class Flags {
  public:
   // `known` lists every accepted name (with dashes); `boolean` those that take no value.

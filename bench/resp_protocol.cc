@@ -1,37 +1,50 @@
-// RESP2, the subset a GET/SET load needs:
-//   request  = "*" argc CRLF 1*( "$" len CRLF bytes CRLF )
-//   reply    = "+" line CRLF | "-" line CRLF | ":" int CRLF | "$" len CRLF bytes CRLF | "$-1" CRLF
+// RESP2, the subset a GET/SET load against redis-server needs:
+//   request = "*" argc CRLF 1*( "$" len CRLF bytes CRLF )
+//   reply   = "+" line CRLF | "-" line CRLF | ":" integer CRLF
+//           | "$" len CRLF bytes CRLF | "$-1" CRLF
+// Arrays and RESP3 types never answer GET or SET, so they count as malformed here.
 #include <charconv>
+#include <cstring>
 
-#include "absl/strings/str_cat.h"
 #include "bench/protocol.h"
 
 namespace crabcache::bench {
 namespace {
 
-void AppendBulk(std::string_view s, std::string* out) {
-  absl::StrAppend(out, "$", s.size(), "\r\n");
-  out->append(s);
-  out->append("\r\n");
+// The longest header line we wait for before calling the input malformed.
+constexpr size_t kMaxLine = 64 * 1024;
+
+void AppendBulk(std::string_view s, fastpath::Buffer* out) {
+  char len[24];
+  len[0] = '$';
+  const auto [end, ec] = std::to_chars(len + 1, len + sizeof(len) - 2, s.size());
+  end[0] = '\r';
+  end[1] = '\n';
+  out->Append(len, static_cast<size_t>(end + 2 - len));
+  out->Append(s);
+  out->Append("\r\n", 2);
 }
 
 class RespProtocol final : public Protocol {
  public:
   std::string_view name() const override { return "resp"; }
 
-  void AppendGet(std::string_view key, std::string* out) const override {
-    out->append("*2\r\n$3\r\nGET\r\n");
+  void AppendGet(std::string_view key, fastpath::Buffer* out) const override {
+    out->Append(std::string_view("*2\r\n$3\r\nGET\r\n"));
     AppendBulk(key, out);
   }
-  void AppendSet(std::string_view key, std::string_view value, std::string* out) const override {
-    out->append("*3\r\n$3\r\nSET\r\n");
+
+  void AppendSet(std::string_view key, std::string_view value,
+                 fastpath::Buffer* out) const override {
+    out->Append(std::string_view("*3\r\n$3\r\nSET\r\n"));
     AppendBulk(key, out);
     AppendBulk(value, out);
   }
 
   long ParseReply(std::string_view in, Reply* reply) const override {
+    if (in.empty()) return 0;
     const size_t eol = in.find("\r\n");
-    if (eol == std::string_view::npos) return in.size() > 64 * 1024 ? -1 : 0;
+    if (eol == std::string_view::npos) return in.size() > kMaxLine ? -1 : 0;
     const std::string_view line = in.substr(1, eol - 1);
     const long header = static_cast<long>(eol + 2);
     switch (in[0]) {
@@ -52,10 +65,11 @@ class RespProtocol final : public Protocol {
           *reply = {ReplyKind::kNull, {}};
           return header;
         }
-        if (in.size() < static_cast<size_t>(header + len + 2)) return 0;
-        if (in.substr(header + len, 2) != "\r\n") return -1;
-        *reply = {ReplyKind::kValue, in.substr(header, len)};
-        return header + len + 2;
+        const size_t end = static_cast<size_t>(header) + static_cast<size_t>(len);
+        if (in.size() < end + 2) return 0;
+        if (in[end] != '\r' || in[end + 1] != '\n') return -1;
+        *reply = {ReplyKind::kValue, in.substr(static_cast<size_t>(header), len)};
+        return static_cast<long>(end + 2);
       }
       default:
         return -1;

@@ -1,5 +1,5 @@
-// The phases every load engine shares: warm-up (unmeasured), measurement, stop. Workers check
-// the phase; the controlling thread drives it and reads the clock.
+// The phases every load engine shares: warm-up (unmeasured), measurement, stop. Workers poll the
+// phase; the controlling thread drives it, reads the clock and calls the progress hooks.
 #ifndef CRABCACHE_BENCH_RUN_CONTROL_H_
 #define CRABCACHE_BENCH_RUN_CONTROL_H_
 
@@ -13,21 +13,26 @@ namespace crabcache::bench {
 
 struct LoadOptions;
 
+// Monotonic nanoseconds.
 uint64_t NowNs();
 
-// Thread-safe: workers call measuring()/stopping()/AddMeasured()/Fail() concurrently.
+// Thread-safe: workers call measuring()/stopping()/AddMeasured()/Fail() concurrently with Drive().
 class RunControl {
  public:
   bool measuring() const { return phase_.load(std::memory_order_relaxed) == kMeasuring; }
   bool stopping() const { return phase_.load(std::memory_order_relaxed) == kStopping; }
+  // Workers report measured requests in batches (once per reply batch, not per request).
   void AddMeasured(uint64_t ops) { measured_.fetch_add(ops, std::memory_order_relaxed); }
   // Records the first failure and stops the run.
   void Fail(std::string message);
+  // Stops the run without a failure (e.g. every worker ended on its own).
+  void Stop() { phase_.store(kStopping); }
+  // Empty when nothing failed.
   std::string failure() const;
 
   // Runs on the controlling thread while workers run: warm-up, then measurement until the
-  // duration or request count is reached (or a failure), then sets the stop phase. Calls the
-  // options' progress and measure callbacks. Returns the measured seconds.
+  // duration or request count is reached (or a failure), then the stop phase. Returns the
+  // measured seconds (0 if the run failed or stopped during warm-up).
   double Drive(const LoadOptions& options);
 
  private:

@@ -8,6 +8,7 @@
 #include "core/memory_limit.h"
 #include "core/string_view.h"
 #include "server/byte_size.h"
+#include "server/cpus.h"
 
 using crabcache::server::ByteSize;
 
@@ -22,7 +23,9 @@ ABSL_FLAG(std::string, metrics_address, "0.0.0.0:9090",
           "host:port of the Prometheus /metrics endpoint (empty: off; port 0 picks a free one).");
 ABSL_FLAG(std::string, ready_file, "",
           "If set, a JSON file with the pid and bound ports, written once every listener is up.");
-ABSL_FLAG(int, threads, 0, "Fast path event-loop threads (0: one per core).");
+ABSL_FLAG(int, threads, 0,
+          "Fast path event-loop threads (0: 1 with up to 2 CPUs, else CPUs - 1; CPUs counted "
+          "from the affinity mask and the cgroup CPU quota).");
 ABSL_FLAG(int, shards, 0, "Store shards, rounded up to a power of two (0: 4 x cores).");
 ABSL_FLAG(ByteSize, max_memory, ByteSize{0},
           "Memory limit for stored data, e.g. 512Mi or 4Gi (0: 80% of the cgroup memory limit "
@@ -89,6 +92,7 @@ std::vector<std::pair<std::string, std::string>> Config::Describe() const {
       {"health_port", absl::StrCat(health_port)},
       {"metrics_address", metrics_address},
       {"threads", absl::StrCat(threads)},
+      {"threads_source", threads_source},
       {"shards", absl::StrCat(shards)},
       {"max_memory", absl::StrCat(max_memory_bytes)},
       {"max_memory_source", max_memory_source},
@@ -165,6 +169,13 @@ absl::StatusOr<Config> ConfigFromFlags() {
   c.metrics_address = absl::GetFlag(FLAGS_metrics_address);
   c.ready_file = absl::GetFlag(FLAGS_ready_file);
   c.threads = absl::GetFlag(FLAGS_threads);
+  if (c.threads == 0) {
+    const CpuBudget cpus = AvailableCpus();
+    c.threads = DefaultEventLoops(cpus.cpus);
+    c.threads_source = absl::StrCat(cpus.cpus, " CPUs (", cpus.source, ")");
+  } else {
+    c.threads_source = "flag";
+  }
   const int shards = absl::GetFlag(FLAGS_shards);
   if (shards < 0) return FlagError("shards", "is negative");
   c.shards = static_cast<size_t>(shards);

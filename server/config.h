@@ -41,7 +41,8 @@ struct Config {
   size_t max_batch_commands = 10000;
 
   // Fast path.
-  int threads = 0;  // 0: one event loop per core.
+  int threads = 0;             // Resolved: 0 in the flag means DefaultEventLoops(available CPUs).
+  std::string threads_source;  // "flag" or how the CPUs were counted.
   size_t max_connections = 10000;
   size_t output_soft_limit = 8u << 20;
   size_t output_hard_limit = 64u << 20;

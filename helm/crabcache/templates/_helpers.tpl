@@ -140,14 +140,17 @@ without a limit grows until the node evicts it.
 {{- end }}
 {{- end }}
 
-{{/* crabcache.threads: config.threads, else derived from the CPU limit or request; "" = server default. */}}
+{{/* crabcache.threads: config.threads, else derived from the CPU limit or request with the server's
+own rule (1 loop for up to 2 CPUs, else CPUs - 1); "" = server default (it sees a CPU limit, not a
+request). */}}
 {{- define "crabcache.threads" -}}
 {{- if .Values.config.threads }}
 {{- .Values.config.threads }}
 {{- else }}
 {{- $cpu := dig "limits" "cpu" (dig "requests" "cpu" "" .Values.resources) .Values.resources }}
 {{- if $cpu }}
-{{- include "crabcache.cpuCores" $cpu }}
+{{- $cores := include "crabcache.cpuCores" $cpu | int }}
+{{- if le $cores 2 }}1{{ else }}{{ sub $cores 1 }}{{ end }}
 {{- end }}
 {{- end }}
 {{- end }}
