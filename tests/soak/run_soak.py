@@ -154,7 +154,7 @@ def main():
     # ASan: shadow memory (1/8 of what the allocator holds), redzones, the 16 MiB quarantine
     # and the allocator's size-class caches on top of the store's own accounting.
     parser.add_argument("--rss_factor", type=float, default=2.0)
-    parser.add_argument("--rss_overhead_mib", type=int, default=192)
+    parser.add_argument("--rss_overhead_mib", type=int, default=128)
     parser.add_argument("--out_dir", default="")
     args = parser.parse_args()
     work = args.out_dir or tempfile.mkdtemp(prefix="crabcache-soak-")
