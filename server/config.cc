@@ -54,13 +54,13 @@ ABSL_FLAG(std::string, auth_token_file, "",
           "SIGHUP and when the file changes.");
 ABSL_FLAG(std::string, tls_cert, "",
           "PEM certificate chain for TLS on the gRPC port (with --tls_key); re-read when it "
-          "changes.");
+          "changes and on SIGHUP.");
 ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert.");
 ABSL_FLAG(std::string, tls_client_ca, "",
           "PEM CA bundle: gRPC clients must present a certificate signed by it (mutual TLS).");
 ABSL_FLAG(absl::Duration, reload_interval, absl::Seconds(10),
-          "How often the token file and the TLS files are checked for changes (TLS: rounded up "
-          "to whole seconds).");
+          "How often the token file and the TLS files are checked for changes (SIGHUP checks at "
+          "once).");
 ABSL_FLAG(absl::Duration, shutdown_delay, absl::ZeroDuration(),
           "On SIGTERM: keep serving (health NOT_SERVING) this long before the listeners stop, so "
           "load balancers see the instance leave.");

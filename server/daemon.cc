@@ -98,24 +98,27 @@ void Daemon::ReloadTokens(std::string_view trigger) {
 }
 
 void Daemon::CheckTls(std::string_view trigger) {
-  if (config_.tls_cert.empty()) return;
+  if (config_.tls_cert.empty() || grpc_ == nullptr) return;
   core::MutexLock lock(&reload_mu_);
-  absl::StatusOr<service::TlsSummary> tls = service::CheckTlsFiles(
-      {.cert = config_.tls_cert, .key = config_.tls_key, .client_ca = config_.tls_client_ca});
+  bool changed = false;
+  absl::StatusOr<service::TlsSummary> tls = grpc_->ReloadTls(&changed);
   if (!tls.ok()) {
-    core::Log(core::LogLevel::kError,
-              "tls files are invalid: gRPC re-reads them as they are, so new TLS handshakes fail "
-              "until they are fixed",
+    tls_reloads_failed_.fetch_add(1, std::memory_order_relaxed);
+    core::Log(core::LogLevel::kError, "tls reload refused; still serving the previous certificate",
               {{"trigger", std::string(trigger)}, {"error", std::string(tls.status().message())}});
     return;
   }
+  if (!changed) {
+    core::Log(core::LogLevel::kInfo, "tls files unchanged", {{"trigger", std::string(trigger)}});
+    return;
+  }
+  tls_reloads_ok_.fetch_add(1, std::memory_order_relaxed);
   core::Log(tls->expired ? core::LogLevel::kWarning : core::LogLevel::kInfo,
-            "tls files checked; gRPC switches to them within the reload interval",
+            tls->expired ? "tls certificate reloaded (EXPIRED)" : "tls certificate reloaded",
             {{"trigger", std::string(trigger)},
              {"subject", tls->subject},
              {"not_after", tls->not_after},
-             {"expired", tls->expired ? "true" : "false"},
-             {"reload_interval", absl::FormatDuration(config_.reload_interval)}});
+             {"serving_within", absl::StrCat(service::kGrpcRefreshSeconds, "s")}});
 }
 
 absl::Status Daemon::StartComponents() {
@@ -149,8 +152,6 @@ absl::Status Daemon::StartComponents() {
           .tls = {.cert = config_.tls_cert,
                   .key = config_.tls_key,
                   .client_ca = config_.tls_client_ca},
-          .tls_refresh_seconds = static_cast<unsigned>(
-              absl::ToInt64Seconds(absl::Ceil(config_.reload_interval, absl::Seconds(1)))),
       },
       executor_.get());
   if (!grpc.ok()) return grpc.status();
@@ -295,6 +296,18 @@ void Daemon::RegisterSecurityMetrics() {
     });
     metrics_->AddCounter(kReloads, kReloadsHelp, {{"result", "failure"}}, [this] {
       return static_cast<double>(token_reloads_failed_.load(std::memory_order_relaxed));
+    });
+  }
+  if (!config_.tls_cert.empty()) {
+    constexpr char kTlsReloads[] = "crabcache_tls_reloads_total";
+    constexpr char kTlsReloadsHelp[] =
+        "Changed TLS files taken (success) or refused because they failed the checks (failure: "
+        "the previous certificate keeps serving).";
+    metrics_->AddCounter(kTlsReloads, kTlsReloadsHelp, {{"result", "success"}}, [this] {
+      return static_cast<double>(tls_reloads_ok_.load(std::memory_order_relaxed));
+    });
+    metrics_->AddCounter(kTlsReloads, kTlsReloadsHelp, {{"result", "failure"}}, [this] {
+      return static_cast<double>(tls_reloads_failed_.load(std::memory_order_relaxed));
     });
   }
 }

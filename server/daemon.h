@@ -46,9 +46,10 @@ class Daemon {
 
   const BoundPorts& ports() const { return ports_; }
 
-  // SIGHUP: re-reads the token file now (a failure keeps the old tokens and is logged) and
-  // re-checks the TLS files (gRPC re-reads those by itself every --reload_interval). The same
-  // runs on its own when the files change on disk. Thread-safe.
+  // SIGHUP: re-reads the token file and the TLS files now. A file that fails its checks is
+  // refused (logged and counted) and the previous tokens or certificate stay; a new certificate
+  // reaches new handshakes within service::kGrpcRefreshSeconds. The same runs on its own when the
+  // files change on disk (checked every --reload_interval). Thread-safe.
   void Reload();
 
   // First step of a graceful stop: health answers NOT_SERVING; everything keeps serving.
@@ -93,6 +94,8 @@ class Daemon {
   // Token file reloads that succeeded / failed (the start-up load not included). For metrics.
   std::atomic<uint64_t> token_reloads_ok_{0};
   std::atomic<uint64_t> token_reloads_failed_{0};
+  std::atomic<uint64_t> tls_reloads_ok_{0};
+  std::atomic<uint64_t> tls_reloads_failed_{0};
 };
 
 // Writes the ready file: {"pid":..,"fastpath_port":..,"grpc_port":..,"health_port":..,

@@ -5,8 +5,8 @@
 //   SIGTERM, SIGINT  graceful stop: health NOT_SERVING, --shutdown_delay of normal service, then
 //                    listeners stop and in-flight work drains for up to --shutdown_grace; exit 0.
 //                    A second signal during the stop exits at once with status 1.
-//   SIGHUP           reload: the auth token file now (a failure keeps the old tokens) and a check
-//                    of the TLS files (gRPC re-reads those itself every --reload_interval).
+//   SIGHUP           reload the auth token file and the TLS files now (files that fail their
+//                    checks are refused; the previous tokens or certificate stay).
 #include <signal.h>
 
 #include <atomic>
