@@ -14,6 +14,9 @@ Two phases share --seconds (2/3 then 1/3), each on a fresh server with --max_mem
      --min_durable_hit_ratio.
 Chaos workers meanwhile drop connections mid-pipeline, send malformed frames and partial
 frames, cancel streams and send oversized batches (crabcache-soak's header lists them).
+The noeviction phase runs with auth on (--auth_token_file): every connection and call
+authenticates, chaos workers also send wrong and missing tokens, and the token file is rewritten
+every 2 s (same tokens, new comment) so reloads happen under load.
 
 After each phase: the server exits 0 on SIGTERM, its output has no AddressSanitizer,
 LeakSanitizer or UndefinedBehaviorSanitizer report, and its peak RSS (sampled every 0.5 s, and
@@ -50,7 +53,18 @@ def status_kib(pid, field):
     return 0
 
 
-def run_phase(args, eviction, seconds, work):
+def rotate_tokens(path, stop):
+    """Rewrites the token file (same tokens) every 2 s, so the server reloads under load."""
+    n = 0
+    while not stop.wait(2.0):
+        n += 1
+        secutil.write_atomically(path, f"# rewrite {n}\n{TOKENS[0]}\n{TOKENS[1]}\n")
+
+
+TOKENS = ("soak-token-primary-0123456789", "soak-token-second-0123456789")
+
+
+def run_phase(args, eviction, seconds, work, auth):
     env = dict(os.environ)
     # A small quarantine keeps ASan's own memory use bounded and comparable to the budget.
     env.setdefault("ASAN_OPTIONS", "detect_leaks=1:halt_on_error=1:quarantine_size_mb=16")
@@ -61,6 +75,13 @@ def run_phase(args, eviction, seconds, work):
                "--metrics_address=127.0.0.1:0", f"--ready_file={ready}", "--threads=2",
                f"--max_memory={args.max_memory_mib}Mi", f"--eviction={eviction}",
                "--max_batch_commands=1000", "--idle_timeout=5s", "--shutdown_grace=10s"]
+    token_file = os.path.join(work, "tokens")
+    driver_auth = []
+    rotation_stop = threading.Event()
+    if auth:
+        secutil.write_atomically(token_file, f"{TOKENS[0]}\n{TOKENS[1]}\n")
+        command += [f"--auth_token_file={token_file}", "--reload_interval=500ms"]
+        driver_auth = [f"--token_file={token_file}"]
     with open(log_path, "wb") as log:
         server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
 
@@ -96,14 +117,19 @@ def run_phase(args, eviction, seconds, work):
                 time.sleep(0.5)
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
+        if auth:
+            threading.Thread(target=rotate_tokens, args=(token_file, rotation_stop),
+                             daemon=True).start()
         driver = subprocess.run(
             [args.driver, f"--fastpath_port={info['fastpath_port']}",
              f"--grpc_target=127.0.0.1:{info['grpc_port']}", f"--seconds={seconds}",
              f"--eviction={eviction}", "--max_batch_commands=1000",
-             f"--min_durable_hit_ratio={args.min_durable_hit_ratio if eviction != 'noeviction' else 0}"],
+             f"--min_durable_hit_ratio={args.min_durable_hit_ratio if eviction != 'noeviction' else 0}"]
+            + driver_auth,
             capture_output=True, text=True, timeout=seconds + 600, check=False)
         metrics = secutil.ct.parse_exposition(secutil.ct.scrape(info["metrics_port"]))
         hwm_kib = status_kib(server.pid, "VmHWM")
+        rotation_stop.set()
         sampling.set()
         sampler.join()
     finally:
@@ -138,7 +164,14 @@ def run_phase(args, eviction, seconds, work):
         "protocol_errors": sum(v for (n, _), v in metrics.items()
                                if n == "crabcache_protocol_errors_total"),
         "server_exit": exit_status, "sanitizer_reports": len(reports),
+        "auth": auth,
+        "auth_reloads": secutil.ct.sample(metrics, "crabcache_auth_reloads_total",
+                                          result="success"),
+        "auth_failures": sum(v for (n, _), v in metrics.items()
+                             if n == "crabcache_auth_failures_total"),
     })
+    if auth and figures["auth_reloads"] < 1:
+        problems.append("the token file was rewritten but never reloaded")
     if problems:
         sys.stderr.write(log_text[-20000:])
     return figures, problems
@@ -164,7 +197,8 @@ def main():
     all_figures, all_problems = [], []
     for eviction, seconds in phases:
         print(f"soak: {eviction} for {seconds} s ...", flush=True)
-        figures, problems = run_phase(args, eviction, seconds, work)
+        figures, problems = run_phase(args, eviction, seconds, work,
+                                      auth=eviction == "noeviction")
         all_figures.append(figures)
         all_problems += [f"[{eviction}] {p}" for p in problems]
         print(json.dumps(figures), flush=True)
@@ -173,7 +207,8 @@ def main():
           "| RSS bound (MiB) | violations |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for f in all_figures:
-        print(f"| {f['eviction']} | {f.get('seconds')} | {f.get('commands')} "
+        phase = f"{f['eviction']}{' + auth' if f.get('auth') else ''}"
+        print(f"| {phase} | {f.get('seconds')} | {f.get('commands')} "
               f"| {f.get('ops_per_second')} | {f.get('chaos_actions')} | {f.get('oom_errors')} "
               f"| {int(f['evictions'])} | {int(f['expirations'])} | {f.get('durable_hit_ratio')} "
               f"| {f['peak_memory_used_mib']} | {f['peak_rss_mib']} | {f['rss_limit_mib']} "

@@ -23,9 +23,11 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <memory>
 #include <optional>
 #include <random>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -37,6 +39,7 @@
 #include "core/mutex.h"
 #include "crabcache/v1/cache.grpc.pb.h"
 #include "fastpath/client.h"
+#include "fastpath/token_store.h"
 
 ABSL_FLAG(int, fastpath_port, 0, "Fast path port of the server.");
 ABSL_FLAG(std::string, grpc_target, "", "host:port of the gRPC server.");
@@ -54,6 +57,9 @@ ABSL_FLAG(int, churn_max_ttl_seconds, 6,
           "Churn TTLs are 1..this many seconds: long enough that live churn data exceeds a small "
           "--max_memory even against a slow (ASan) server, so the limit is hit.");
 ABSL_FLAG(int, max_batch_commands, 10000, "The server's --max_batch_commands.");
+ABSL_FLAG(std::string, token_file, "",
+          "If set, the server has auth on: every connection and call uses the first token of this "
+          "file, and chaos workers also try wrong and missing tokens.");
 ABSL_FLAG(double, min_durable_hit_ratio, 0.0,
           "Fail if fewer durable GETs than this hit (1.0 is implied under noeviction).");
 
@@ -99,6 +105,20 @@ struct Totals {
 
 Totals totals;
 core::Mutex report_mu;
+std::string* token = new std::string;  // Empty: auth is off. Set once before any thread starts.
+
+// A fast path connection, authenticated when auth is on; null on failure.
+std::unique_ptr<fastpath::Client> ConnectFastPath() {
+  auto c = fastpath::Client::Connect(
+      {.port = absl::GetFlag(FLAGS_fastpath_port), .timeout = absl::Seconds(10)});
+  if (!c.ok()) return nullptr;
+  if (!token->empty() && !(*c)->Auth(*token).ok()) return nullptr;
+  return *std::move(c);
+}
+
+void Authorize(grpc::ClientContext* ctx) {
+  if (!token->empty()) ctx->AddMetadata("authorization", "Bearer " + *token);
+}
 
 void Violation(const std::string& what) {
   totals.violations.fetch_add(1);
@@ -148,10 +168,8 @@ class Worker {
         churn_(absl::GetFlag(FLAGS_churn_keys)) {}
 
   bool Connect() {
-    auto c = fastpath::Client::Connect({.port = absl::GetFlag(FLAGS_fastpath_port)});
-    if (!c.ok()) return false;
-    fp_ = *std::move(c);
-    return true;
+    fp_ = ConnectFastPath();
+    return fp_ != nullptr;
   }
 
   void LoadDurable() {
@@ -302,6 +320,7 @@ class Worker {
     if (stream_ == nullptr || stream_batches_ >= 500) {
       if (stream_ != nullptr) CloseStream();
       stream_ctx_ = std::make_unique<grpc::ClientContext>();
+      Authorize(stream_ctx_.get());
       stream_ = stub_->BatchExecute(stream_ctx_.get());
       stream_batches_ = 0;
     }
@@ -498,11 +517,32 @@ class Worker {
 
 // ---- Chaos ----
 
-void ChaosFastPath(std::mt19937& rng, int id) {
+// With auth on: wrong tokens, then the right one; or a request before AUTH (ERROR and close).
+void ChaosAuth(std::mt19937& rng) {
   auto c = fastpath::Client::Connect(
       {.port = absl::GetFlag(FLAGS_fastpath_port), .timeout = absl::Seconds(10)});
   if (!c.ok()) return;
   fastpath::Client& client = **c;
+  if (rng() % 2 == 0) {
+    if (client.Auth("wrong-token-0123456789").code() != absl::StatusCode::kUnauthenticated ||
+        !client.Auth(*token).ok() || !client.Ping().ok()) {
+      Violation("chaos: a wrong then a right token did not end authenticated");
+    }
+    return;
+  }
+  client.QueuePing();
+  (void)client.Flush();
+  auto reply = client.ReadReply();
+  if (!reply.ok() || reply->type != fastpath::ReplyType::kError || !client.WaitForClose().ok()) {
+    Violation("chaos: a request before AUTH was not answered with ERROR and a close");
+  }
+}
+
+void ChaosFastPath(std::mt19937& rng, int id) {
+  if (!token->empty() && rng() % 7 == 0) return ChaosAuth(rng);
+  std::unique_ptr<fastpath::Client> c = ConnectFastPath();
+  if (c == nullptr) return;
+  fastpath::Client& client = *c;
   const std::string key = absl::StrCat("chaos", id, ":", rng() % 512);
   switch (rng() % 6) {
     case 0: {  // Pipeline, then hang up without reading (or after half the replies).
@@ -540,10 +580,12 @@ void ChaosFastPath(std::mt19937& rng, int id) {
       client.QueueRaw(std::string("\x02\x05\x00\x00\x00part", 9));
       (void)client.Flush();
       return;
-    case 3: {  // AUTH while auth is off: ERROR, connection stays usable.
-      const absl::Status s = client.Auth("some-token-0123456789");
-      if (s.code() != absl::StatusCode::kFailedPrecondition || !client.Ping().ok()) {
-        Violation("chaos: AUTH while auth is off did not leave the connection usable");
+    case 3: {  // AUTH again: while auth is off an ERROR; either way the connection stays.
+      const absl::Status s = client.Auth(token->empty() ? "some-token-0123456789" : *token);
+      const bool expected =
+          token->empty() ? s.code() == absl::StatusCode::kFailedPrecondition : s.ok();
+      if (!expected || !client.Ping().ok()) {
+        Violation("chaos: AUTH on an open connection did not leave it usable");
       }
       return;
     }
@@ -561,6 +603,15 @@ void ChaosFastPath(std::mt19937& rng, int id) {
 void ChaosGrpc(std::mt19937& rng, int id, crabcache::v1::Cache::Stub* stub) {
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  if (!token->empty() && rng() % 8 == 0) {  // No token: refused.
+    crabcache::v1::PingRequest ping;
+    crabcache::v1::PingResponse ignored;
+    if (stub->Ping(&ctx, ping, &ignored).error_code() != grpc::StatusCode::UNAUTHENTICATED) {
+      Violation("chaos: a gRPC call without a token was not UNAUTHENTICATED");
+    }
+    return;
+  }
+  Authorize(&ctx);
   switch (rng() % 3) {
     case 0: {  // A few batches, then cancel mid-stream.
       auto stream = stub->BatchExecute(&ctx);
@@ -612,6 +663,17 @@ void ChaosGrpc(std::mt19937& rng, int id, crabcache::v1::Cache::Stub* stub) {
 }
 
 int Main() {
+  if (const std::string path = absl::GetFlag(FLAGS_token_file); !path.empty()) {
+    std::ifstream in(path);
+    std::stringstream content;
+    content << in.rdbuf();
+    absl::StatusOr<std::vector<std::string>> tokens = auth::ParseTokenFile(content.str());
+    if (!tokens.ok()) {
+      std::fprintf(stderr, "--token_file: %s\n", std::string(tokens.status().message()).c_str());
+      return 2;
+    }
+    *token = tokens->front();
+  }
   const bool noeviction = absl::GetFlag(FLAGS_eviction) == "noeviction";
   auto channel =
       grpc::CreateChannel(absl::GetFlag(FLAGS_grpc_target), grpc::InsecureChannelCredentials());
