@@ -106,7 +106,9 @@ struct CommandSpec {
   int arity;
   uint32_t flags;
   // Emits exactly one result to `sink` and returns its code (the executor counts outcomes).
-  ResultCode (*handler)(const ExecContext& ctx, const Command& command, ResultSink& sink);
+  // `hash` is Store::Hash(command.key) when the command has a key (kFlagHasKey), else 0.
+  ResultCode (*handler)(const ExecContext& ctx, const Command& command, uint64_t hash,
+                        ResultSink& sink);
 };
 
 // The whole table, indexed by CommandId.

@@ -22,43 +22,43 @@ ResultCode EmitError(ResultSink& sink, const absl::Status& status) {
   return ResultCode::kError;
 }
 
-ResultCode OpPing(const ExecContext&, const Command&, ResultSink& sink) {
+ResultCode OpPing(const ExecContext&, const Command&, uint64_t, ResultSink& sink) {
   return Emit(sink, ResultCode::kPong);
 }
 
-ResultCode OpSet(const ExecContext& ctx, const Command& c, ResultSink& sink) {
+ResultCode OpSet(const ExecContext& ctx, const Command& c, uint64_t hash, ResultSink& sink) {
   const Millis expire_at = c.has_ttl ? ExpiryAfter(ctx.now, c.ttl_ms) : kNoExpiry;
-  const absl::Status status =
-      ctx.store.Set(c.key, ctx.store.Hash(c.key), c.value, expire_at, ctx.now);
+  const absl::Status status = ctx.store.Set(c.key, hash, c.value, expire_at, ctx.now);
   if (!status.ok()) return EmitError(sink, status);
   return Emit(sink, ResultCode::kOk);
 }
 
-ResultCode OpGet(const ExecContext& ctx, const Command& c, ResultSink& sink) {
-  const bool hit = ctx.store.Get(c.key, ctx.store.Hash(c.key), ctx.now, [&](std::string_view v) {
+ResultCode OpGet(const ExecContext& ctx, const Command& c, uint64_t hash, ResultSink& sink) {
+  const bool hit = ctx.store.Get(c.key, hash, ctx.now, [&](std::string_view v) {
     sink.OnResult(Result{ResultCode::kHit, v, 0, absl::StatusCode::kOk});
   });
   return hit ? ResultCode::kHit : Emit(sink, ResultCode::kMiss);
 }
 
-ResultCode OpDelete(const ExecContext& ctx, const Command& c, ResultSink& sink) {
-  const bool removed = ctx.store.Delete(c.key, ctx.store.Hash(c.key), ctx.now);
+ResultCode OpDelete(const ExecContext& ctx, const Command& c, uint64_t hash, ResultSink& sink) {
+  const bool removed = ctx.store.Delete(c.key, hash, ctx.now);
   return Emit(sink, removed ? ResultCode::kOk : ResultCode::kNotFound);
 }
 
-ResultCode OpExpire(const ExecContext& ctx, const Command& c, ResultSink& sink) {
-  const bool found =
-      ctx.store.Expire(c.key, ctx.store.Hash(c.key), ExpiryAfter(ctx.now, c.ttl_ms), ctx.now);
-  return Emit(sink, found ? ResultCode::kOk : ResultCode::kNotFound);
+ResultCode OpExpire(const ExecContext& ctx, const Command& c, uint64_t hash, ResultSink& sink) {
+  const absl::StatusOr<bool> found =
+      ctx.store.TryExpire(c.key, hash, ExpiryAfter(ctx.now, c.ttl_ms), ctx.now);
+  if (!found.ok()) return EmitError(sink, found.status());
+  return Emit(sink, *found ? ResultCode::kOk : ResultCode::kNotFound);
 }
 
-ResultCode OpTtl(const ExecContext& ctx, const Command& c, ResultSink& sink) {
-  const int64_t ttl = ctx.store.TtlMs(c.key, ctx.store.Hash(c.key), ctx.now);
+ResultCode OpTtl(const ExecContext& ctx, const Command& c, uint64_t hash, ResultSink& sink) {
+  const int64_t ttl = ctx.store.TtlMs(c.key, hash, ctx.now);
   sink.OnResult(Result{ResultCode::kTtl, {}, ttl, absl::StatusCode::kOk});
   return ResultCode::kTtl;
 }
 
-ResultCode OpStats(const ExecContext& ctx, const Command&, ResultSink& sink) {
+ResultCode OpStats(const ExecContext& ctx, const Command&, uint64_t, ResultSink& sink) {
   const std::string json = ctx.store.Stats().ToJson();
   sink.OnResult(Result{ResultCode::kStats, json, 0, absl::StatusCode::kOk});
   return ResultCode::kStats;

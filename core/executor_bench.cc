@@ -21,7 +21,7 @@ class BufferSink : public ResultSink {
 };
 
 struct Fixture {
-  Fixture() : store(StoreOptions{}), executor(&store, nullptr) {
+  explicit Fixture(const StoreOptions& options = {}) : store(options), executor(&store, nullptr) {
     for (int i = 0; i < kKeys; ++i) keys.push_back("key:" + std::to_string(i));
     std::vector<Command> fill;
     for (const auto& k : keys) fill.push_back(Command::Set(k, value));
@@ -39,9 +39,14 @@ Fixture& Shared() {
   return *f;
 }
 
+// The same keys under a limit that holds about half of them: misses, and SETs that evict.
+Fixture& SharedEvicting() {
+  static Fixture* f = new Fixture(StoreOptions{.max_memory_bytes = 4 << 20});
+  return *f;
+}
+
 // Arg(0): commands per batch; Arg(1): percent GETs (the rest are SETs).
-void BM_ExecuteBatch(benchmark::State& state) {
-  Fixture& f = Shared();
+void RunBatches(Fixture& f, benchmark::State& state) {
   const int batch_size = static_cast<int>(state.range(0));
   const int get_percent = static_cast<int>(state.range(1));
   std::vector<Command> batch(batch_size);
@@ -59,12 +64,22 @@ void BM_ExecuteBatch(benchmark::State& state) {
   }
   state.SetItemsProcessed(state.iterations() * batch_size);
 }
+
+void BM_ExecuteBatch(benchmark::State& state) { RunBatches(Shared(), state); }
+void BM_ExecuteBatchEvicting(benchmark::State& state) { RunBatches(SharedEvicting(), state); }
+
 BENCHMARK(BM_ExecuteBatch)
     ->Args({1, 90})
     ->Args({16, 90})
     ->Args({64, 90})
     ->Args({64, 0})
     ->Args({64, 100})
+    ->Threads(1)
+    ->Threads(2)
+    ->UseRealTime();
+BENCHMARK(BM_ExecuteBatchEvicting)
+    ->Args({64, 90})
+    ->Args({64, 0})
     ->Threads(1)
     ->Threads(2)
     ->UseRealTime();

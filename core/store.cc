@@ -6,10 +6,8 @@
 #include <thread>
 #include <utility>
 
-#include "absl/hash/hash.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_format.h"
-#include "core/entry.h"
 #include "core/shard.h"
 #include "core/string_view.h"
 
@@ -58,12 +56,35 @@ Millis ExpiryAfter(Millis now, uint64_t ttl_ms) {
   return at == kNoExpiry ? 1 : at;  // 0 is reserved for "never".
 }
 
+namespace {
+
+// The fields ShardStats and StoreStats share, as `"name":value,` pairs.
+template <typename S>
+void AppendCommonJson(std::string* out, const S& s) {
+  absl::StrAppendFormat(
+      out,
+      "\"keys\":%d,\"memory_used_bytes\":%d,\"memory_limit_bytes\":%d,\"segment_bytes\":%d,"
+      "\"heap_bytes\":%d,\"index_bytes\":%d,\"metadata_bytes\":%d,\"item_bytes\":%d,"
+      "\"hits\":%d,\"misses\":%d,\"expirations\":%d,\"evictions\":%d,\"compactions\":%d",
+      s.keys, s.memory_used_bytes, s.memory_limit_bytes, s.segment_bytes, s.heap_bytes,
+      s.index_bytes, s.metadata_bytes, s.item_bytes, s.hits, s.misses, s.expirations, s.evictions,
+      s.compactions);
+}
+
+}  // namespace
+
 std::string StoreStats::ToJson() const {
-  return absl::StrFormat(
-      "{\"keys\":%d,\"memory_used_bytes\":%d,\"memory_limit_bytes\":%d,\"hits\":%d,"
-      "\"misses\":%d,\"expirations\":%d,\"evictions\":%d,\"shards\":%d,\"eviction\":\"%s\"}",
-      keys, memory_used_bytes, memory_limit_bytes, hits, misses, expirations, evictions, shards,
-      ToAbsl(EvictionPolicyName(eviction)));
+  std::string out = "{";
+  AppendCommonJson(&out, *this);
+  absl::StrAppendFormat(&out, ",\"shards\":%d,\"eviction\":\"%s\",\"per_shard\":[", shards,
+                        ToAbsl(EvictionPolicyName(eviction)));
+  for (size_t i = 0; i < per_shard.size(); ++i) {
+    out += i == 0 ? "{" : ",{";
+    AppendCommonJson(&out, per_shard[i]);
+    out += "}";
+  }
+  out += "]}";
+  return out;
 }
 
 Store::Store(const StoreOptions& options)
@@ -76,11 +97,13 @@ Store::Store(const StoreOptions& options)
   const int bits = std::countr_zero(num_shards_);
   shard_shift_ = 64 - bits;
   const uint64_t per_shard = max_memory_bytes_ / num_shards_;
+  ShardOptions shard_options;
+  shard_options.policy = eviction_;
+  shard_options.budget_bytes = max_memory_bytes_ == 0 ? 0 : (per_shard == 0 ? 1 : per_shard);
+  shard_options.epoch = clock_->NowMs();
+  shard_options.hasher = KeyHasher{seed_};
   shards_.reserve(num_shards_);
-  for (size_t i = 0; i < num_shards_; ++i) {
-    shards_.push_back(std::make_unique<Shard>(
-        eviction_, max_memory_bytes_ == 0 ? 0 : (per_shard == 0 ? 1 : per_shard)));
-  }
+  for (size_t i = 0; i < num_shards_; ++i) shards_.push_back(NewShard(shard_options));
 }
 
 Store::~Store() = default;
@@ -90,9 +113,9 @@ Shard& Store::ShardFor(uint64_t hash) const {
   return *shards_[index];
 }
 
-uint64_t Store::Hash(std::string_view key) const {
-  return absl::Hash<std::pair<uint64_t, std::string_view>>{}(std::make_pair(seed_, key));
-}
+uint64_t Store::Hash(std::string_view key) const { return KeyHasher{seed_}(key); }
+
+void Store::Prefetch(uint64_t hash) const { ShardFor(hash).Prefetch(hash); }
 
 bool Store::Get(std::string_view key, uint64_t hash, Millis now,
                 absl::FunctionRef<void(std::string_view value)> on_hit) {
@@ -105,14 +128,7 @@ absl::Status Store::Set(std::string_view key, uint64_t hash, std::string_view va
       value.size() > std::numeric_limits<uint32_t>::max()) {
     return absl::InvalidArgumentError("key or value longer than 4 GiB");
   }
-  if (max_memory_bytes_ != 0 &&
-      Entry::ChargeFor(key.size(), value.size()) > max_memory_bytes_ / num_shards_) {
-    return absl::ResourceExhaustedError("OOM value larger than the memory limit allows");
-  }
-  // Allocate and copy outside the shard lock; the shard takes ownership.
-  Entry* entry = Entry::Create(hash, key, value, expire_at);
-  if (entry == nullptr) return absl::ResourceExhaustedError("OOM allocation failed");
-  return ShardFor(hash).Insert(entry, now);
+  return ShardFor(hash).Set(key, hash, value, expire_at, now);
 }
 
 bool Store::Delete(std::string_view key, uint64_t hash, Millis now) {
@@ -120,6 +136,12 @@ bool Store::Delete(std::string_view key, uint64_t hash, Millis now) {
 }
 
 bool Store::Expire(std::string_view key, uint64_t hash, Millis expire_at, Millis now) {
+  const absl::StatusOr<bool> found = TryExpire(key, hash, expire_at, now);
+  return found.ok() && *found;
+}
+
+absl::StatusOr<bool> Store::TryExpire(std::string_view key, uint64_t hash, Millis expire_at,
+                                      Millis now) {
   return ShardFor(hash).Expire(key, hash, expire_at, now);
 }
 
@@ -130,13 +152,14 @@ int64_t Store::TtlMs(std::string_view key, uint64_t hash, Millis now) {
 size_t Store::SweepExpired(Millis now, size_t budget) {
   size_t reclaimed = 0;
   for (auto& shard : shards_) {
-    reclaimed += shard->SweepExpired(now, budget, /*max_buckets=*/4 * budget);
+    reclaimed += shard->SweepExpired(now, budget, /*max_visited=*/32 * budget + 64);
   }
   return reclaimed;
 }
 
 StoreStats Store::Stats() const {
   StoreStats out;
+  out.per_shard.reserve(shards_.size());
   for (const auto& shard : shards_) {
     const ShardStats s = shard->Stats();
     out.keys += s.keys;
@@ -145,6 +168,13 @@ StoreStats Store::Stats() const {
     out.misses += s.misses;
     out.expirations += s.expirations;
     out.evictions += s.evictions;
+    out.segment_bytes += s.segment_bytes;
+    out.heap_bytes += s.heap_bytes;
+    out.index_bytes += s.index_bytes;
+    out.metadata_bytes += s.metadata_bytes;
+    out.item_bytes += s.item_bytes;
+    out.compactions += s.compactions;
+    out.per_shard.push_back(s);
   }
   out.memory_limit_bytes = max_memory_bytes_;
   out.shards = num_shards_;

@@ -15,7 +15,8 @@ class ZipfSampler {
  public:
   ZipfSampler(uint64_t n, double s) : cdf_(n) {
     double sum = 0;
-    for (uint64_t i = 0; i < n; ++i) cdf_[i] = (sum += 1.0 / std::pow(static_cast<double>(i + 1), s));
+    for (uint64_t i = 0; i < n; ++i)
+      cdf_[i] = (sum += 1.0 / std::pow(static_cast<double>(i + 1), s));
     for (double& c : cdf_) c /= sum;
   }
   template <typename Rng>
