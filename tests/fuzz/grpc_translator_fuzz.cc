@@ -50,9 +50,17 @@ struct ModelEntry {
   uint64_t expire_at = 0;  // 0: never.
 };
 
+// The store keeps expiries as 48-bit millisecond offsets from its epoch (its clock when it was
+// built; core/item.h): an expiry that far out (8,900 years) or beyond means "never expires",
+// reported by TTL as INT64_MAX. The seed ttl_beyond_48bit_horizon pins this.
+constexpr uint64_t kEpoch = 1'000'000;
+constexpr uint64_t kHorizonMs = (uint64_t{1} << 48) - 1;
+
 uint64_t ExpiryAfter(uint64_t now, uint64_t ttl_ms) {
-  return ttl_ms > std::numeric_limits<uint64_t>::max() - now ? std::numeric_limits<uint64_t>::max()
-                                                             : now + ttl_ms;
+  const uint64_t at = ttl_ms > std::numeric_limits<uint64_t>::max() - now
+                          ? std::numeric_limits<uint64_t>::max()
+                          : now + ttl_ms;
+  return at - kEpoch >= kHorizonMs ? std::numeric_limits<uint64_t>::max() : at;
 }
 
 class Model {
@@ -175,7 +183,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   namespace cc = crabcache;
   cc::v1::BatchRequest request;
   if (!request.ParseFromArray(data, static_cast<int>(size))) return -1;  // Not kept in the corpus.
-  cc::core::FakeClock clock(1'000'000);
+  cc::core::FakeClock clock(cc::service::kEpoch);
   cc::core::Store store(cc::core::StoreOptions{.num_shards = 2, .clock = &clock, .hash_seed = 1});
   cc::core::Executor executor(&store, nullptr,
                               cc::core::ExecutorOptions{.max_key_bytes = cc::service::kMaxKey,
