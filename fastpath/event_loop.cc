@@ -34,6 +34,14 @@ constexpr size_t kDrainOnCloseBytes = 1 << 20;
 
 constexpr std::string_view kAuthDisabled =
     "FAILED_PRECONDITION: auth is not enabled on this server";
+constexpr std::string_view kAuthRequired =
+    "UNAUTHENTICATED: this server requires AUTH with a token as the first request";
+constexpr std::string_view kAuthInvalid = "UNAUTHENTICATED: invalid token";
+constexpr std::string_view kAuthTooMany =
+    "UNAUTHENTICATED: invalid token; too many failed attempts, closing the connection";
+constexpr std::string_view kAuthRevoked =
+    "UNAUTHENTICATED: the token of this connection was revoked; reconnect with a valid token";
+static_assert(kMaxTokenBytes >= auth::kMaxTokenBytes, "the parser must admit every valid token");
 
 // Single-writer counter update: no locked instruction on the hot path.
 void Add(std::atomic<uint64_t>& counter, uint64_t n) {
@@ -70,6 +78,11 @@ struct Connection {
   core::Millis stalled_since = 0;    // Paused: the last time output made progress.
   core::Millis linger_deadline = 0;  // Lingering: close at this time at the latest.
   uint64_t accounted_bytes = 0;      // Buffer capacity included in counters_.buffer_bytes.
+  // Authentication (only when the loop has tokens).
+  bool authenticated = false;
+  uint8_t auth_failures = 0;
+  core::Millis accepted_at = 0;
+  auth::Grant grant;  // Which token let it in, to notice its revocation.
 };
 
 EventLoop::EventLoop(const LoopConfig& config)
@@ -145,6 +158,9 @@ void EventLoop::AddStats(ServerStats* s) const {
   s->idle_timeout_closes += counters_.idle_timeout_closes.load(kRelaxed);
   for (size_t i = 0; i < kNumParseErrors; ++i) {
     s->protocol_errors[i] += counters_.protocol_errors[i].load(kRelaxed);
+  }
+  for (size_t i = 0; i < kNumAuthFailures; ++i) {
+    s->auth_failures[i] += counters_.auth_failures[i].load(kRelaxed);
   }
   s->buffer_bytes += counters_.buffer_bytes.load(kRelaxed);
 }
@@ -226,6 +242,7 @@ void EventLoop::AddConnection(int fd) {
     delete c;
     return;
   }
+  c->accepted_at = now_;
   c->index = conns_.size();
   conns_.push_back(c);
 }
@@ -315,19 +332,39 @@ void EventLoop::OnReadable(Connection* c) {
 // Parses every complete frame of `in`, runs them in batches, and encodes the replies. Returns
 // false if the connection was closed.
 bool EventLoop::Process(Connection* c, Buffer* in) {
+  const bool auth_on = config_.tokens != nullptr;
+  if (auth_on && c->authenticated && !config_.tokens->StillValid(&c->grant)) {
+    Add(counters_.auth_failures[static_cast<size_t>(AuthFailure::kRevoked)], 1);
+    Reject(c, in, kAuthRevoked);
+    return true;
+  }
   const std::string_view data = in->view();
   size_t pos = 0;
   bool malformed = false;
   ParseResult bad;
+  std::string_view reject;  // Non-empty: answer this, then close.
   while (!c->paused) {
+    // Before AUTH, anything else is refused from its first byte: nothing a stranger sends is
+    // buffered beyond one AUTH frame.
+    if (auth_on && !c->authenticated && pos < data.size() &&
+        static_cast<uint8_t>(data[pos]) != static_cast<uint8_t>(Opcode::kAuth)) {
+      Add(counters_.auth_failures[static_cast<size_t>(AuthFailure::kMissing)], 1);
+      reject = kAuthRequired;
+      break;
+    }
     ParseResult r = Parse(data.substr(pos), config_.limits);
     if (r.status == ParseResult::Status::kFrame) {
       if (r.request.op == Opcode::kAuth) {
         // Replies stay in request order: run what precedes the AUTH first.
         if (!RunBatch(c)) return false;
         if (c->paused) break;
-        EncodeError(Out(c), kAuthDisabled);
         pos += r.consumed;
+        if (!auth_on) {
+          EncodeError(Out(c), kAuthDisabled);
+        } else if (!Authenticate(c, r.request.token)) {
+          reject = kAuthTooMany;
+          break;
+        }
         continue;
       }
       batch_.push_back(r.request.command);
@@ -347,13 +384,11 @@ bool EventLoop::Process(Connection* c, Buffer* in) {
   if (!RunBatch(c)) return false;
   if (malformed) {
     Add(counters_.protocol_errors[static_cast<size_t>(bad.error)], 1);
-    EncodeError(Out(c), ParseErrorMessage(bad, config_.limits));
-    in->Clear();
-    c->in.Release();
-    c->state = ConnState::kLingering;
-    c->linger_deadline = now_ + config_.linger_ms;
-    c->frame_started = 0;
-    c->need_hint = 0;
+    Reject(c, in, ParseErrorMessage(bad, config_.limits));
+    return true;
+  }
+  if (!reject.empty()) {
+    Reject(c, in, reject);
     return true;
   }
   in->Consume(pos);
@@ -364,6 +399,34 @@ bool EventLoop::Process(Connection* c, Buffer* in) {
     c->frame_started = now_;  // A new partial frame began.
   }
   return true;
+}
+
+// Checks an AUTH token and answers it (OK or ERROR). Returns false when this failure used up the
+// connection's allowance: the caller answers kAuthTooMany instead and closes.
+bool EventLoop::Authenticate(Connection* c, std::string_view token) {
+  auth::Grant grant;
+  if (config_.tokens->Check(token, &grant)) {
+    c->authenticated = true;
+    c->grant = grant;
+    EncodeOk(Out(c));
+    return true;
+  }
+  Add(counters_.auth_failures[static_cast<size_t>(AuthFailure::kInvalid)], 1);
+  if (++c->auth_failures >= config_.max_auth_failures) return false;
+  EncodeError(Out(c), kAuthInvalid);
+  return true;
+}
+
+// Answers `message` after the replies already encoded, drops the rest of the input, and closes
+// once that is flushed (lingering: half-close, then discard what the client still sends).
+void EventLoop::Reject(Connection* c, Buffer* in, std::string_view message) {
+  EncodeError(Out(c), message);
+  in->Clear();
+  c->in.Release();
+  c->state = ConnState::kLingering;
+  c->linger_deadline = now_ + config_.linger_ms;
+  c->frame_started = 0;
+  c->need_hint = 0;
 }
 
 bool EventLoop::RunBatch(Connection* c) {
@@ -520,7 +583,10 @@ void EventLoop::Sweep() {
       continue;
     }
     if (idle == 0 || c->state != ConnState::kOpen) continue;
-    if (c->paused) {
+    if (config_.tokens != nullptr && !c->authenticated && older_than(c->accepted_at, idle)) {
+      Add(counters_.auth_failures[static_cast<size_t>(AuthFailure::kTimeout)], 1);
+      Close(c, /*graceful=*/false);
+    } else if (c->paused) {
       if (older_than(c->stalled_since, idle)) {
         Add(counters_.slow_consumer_disconnects, 1);
         Close(c, /*graceful=*/false);

@@ -32,6 +32,8 @@ struct LoopConfig {
   core::Millis linger_ms = 0;
   size_t read_budget_bytes = 0;
   size_t max_batch_commands = 0;
+  const auth::TokenStore* tokens = nullptr;  // Non-null: connections must authenticate.
+  int max_auth_failures = 3;
   // Shared with the acceptor, which increments it; loops decrement it when they close.
   std::atomic<int64_t>* open_connections = nullptr;
 };
@@ -44,6 +46,7 @@ struct LoopCounters {
   std::atomic<uint64_t> slow_consumer_disconnects{0};
   std::atomic<uint64_t> idle_timeout_closes{0};
   std::array<std::atomic<uint64_t>, kNumParseErrors> protocol_errors{};
+  std::array<std::atomic<uint64_t>, kNumAuthFailures> auth_failures{};
   std::atomic<uint64_t> buffer_bytes{0};  // Gauge: capacity of every buffer the loop holds.
 };
 
@@ -79,6 +82,8 @@ class EventLoop {
   void OnWritable(Connection* c);
   void Discard(Connection* c);
   bool Process(Connection* c, Buffer* in);
+  bool Authenticate(Connection* c, std::string_view token);
+  void Reject(Connection* c, Buffer* in, std::string_view message);
   bool RunBatch(Connection* c);
   bool Flush(Connection* c);
   void EndTurn(Connection* c);

@@ -177,6 +177,20 @@ class Acceptor {
 
 }  // namespace internal
 
+std::string_view AuthFailureName(AuthFailure failure) {
+  switch (failure) {
+    case AuthFailure::kMissing:
+      return "missing";
+    case AuthFailure::kInvalid:
+      return "invalid";
+    case AuthFailure::kTimeout:
+      return "timeout";
+    case AuthFailure::kRevoked:
+      return "revoked";
+  }
+  return "unknown";
+}
+
 namespace {
 
 absl::Status Validate(const ServerOptions& o) {
@@ -203,6 +217,9 @@ absl::Status Validate(const ServerOptions& o) {
   }
   if (o.max_batch_commands == 0) {
     return absl::InvalidArgumentError("max_batch_commands must be > 0");
+  }
+  if (o.max_auth_failures < 1 || o.max_auth_failures > 255) {
+    return absl::InvalidArgumentError("max_auth_failures must be between 1 and 255");
   }
   return absl::OkStatus();
 }
@@ -286,6 +303,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   config.read_budget_bytes = options.read_budget_bytes;
   config.max_batch_commands = options.max_batch_commands;
   config.open_connections = server->open_connections_.get();
+  config.tokens = options.tokens;
+  config.max_auth_failures = options.max_auth_failures;
 
   const int threads = options.threads > 0 ? options.threads : CpusAvailable();
   std::vector<internal::EventLoop*> loops;

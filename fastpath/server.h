@@ -23,6 +23,14 @@
 //     closed the same way.
 //   - idle_timeout: a connection holding a partial frame that has not completed within
 //     idle_timeout of its first byte is closed (slowloris); 0 turns both timeouts off.
+//   - Authentication (options.tokens set): the first frame of a connection must be AUTH with a
+//     configured token (reply OK). A first byte other than AUTH's opcode gets one ERROR and the
+//     connection is closed at once, before anything else is buffered, so an unauthenticated
+//     client can make the server hold at most one AUTH frame (4 KiB). A wrong token gets ERROR;
+//     the max_auth_failures-th wrong token on a connection closes it. A connection that has not
+//     authenticated within idle_timeout of being accepted is closed. A connection whose token is
+//     removed by a reload gets one ERROR at its next request and is closed (revocation).
+//     Without tokens, AUTH answers ERROR "auth is not enabled" and the connection stays open.
 #ifndef CRABCACHE_FASTPATH_SERVER_H_
 #define CRABCACHE_FASTPATH_SERVER_H_
 
@@ -41,6 +49,7 @@
 #include "core/executor.h"
 #include "core/mutex.h"
 #include "fastpath/codec.h"
+#include "fastpath/token_store.h"
 
 namespace crabcache::fastpath {
 
@@ -71,10 +80,27 @@ struct ServerOptions {
   // Commands per Executor::Execute call (a pipeline longer than this runs as several batches).
   size_t max_batch_commands = 1024;
   int listen_backlog = 1024;
+  // Non-null: clients must authenticate with one of these tokens (see the file comment). Not
+  // owned; must outlive the server. The store may be reloaded while the server runs.
+  const auth::TokenStore* tokens = nullptr;
+  // Wrong AUTH tokens a connection may send; the last one's ERROR is followed by a close.
+  int max_auth_failures = 3;
   // Time source for idle_timeout and lingering closes; null means core::SystemClock(). Not
   // owned. Tests pass a core::FakeClock (loops still wake every few ms to look at it).
   const core::Clock* clock = nullptr;
 };
+
+// Why a connection failed to authenticate. The names are the `reason` label of
+// crabcache_auth_failures_total.
+enum class AuthFailure : uint8_t {
+  kMissing = 0,  // A request other than AUTH before authenticating.
+  kInvalid = 1,  // AUTH with a token that is not configured.
+  kTimeout = 2,  // No successful AUTH within idle_timeout of connecting.
+  kRevoked = 3,  // The connection's token was removed by a reload.
+};
+inline constexpr size_t kNumAuthFailures = 4;
+// "missing", "invalid", "timeout", "revoked".
+std::string_view AuthFailureName(AuthFailure failure);
 
 // A snapshot for metrics, summed over the loops at the time of the call.
 struct ServerStats {
@@ -86,6 +112,7 @@ struct ServerStats {
   uint64_t bytes_out = 0;
   uint64_t slow_consumer_disconnects = 0;
   uint64_t idle_timeout_closes = 0;
+  std::array<uint64_t, kNumAuthFailures> auth_failures{};  // By AuthFailure.
   // Bytes of buffers held by the loops now (scratch, partial frames, unsent replies).
   uint64_t buffer_bytes = 0;
 };

@@ -1,6 +1,7 @@
 // crabcache-cli: one command from the shell, over the fast path (or gRPC health).
 //
-//   crabcache-cli [--host H] [--port P] [--timeout T] [--raw|--escaped] COMMAND ARGS...
+//   crabcache-cli [--host H] [--port P] [--timeout T] [--auth_token_file F] [--raw|--escaped]
+//                 COMMAND ARGS...
 //     get KEY                 prints the value                  exit 1 if missing
 //     put KEY VALUE [--ttl S] prints OK
 //     del KEY                 prints OK                         exit 1 if missing
@@ -12,6 +13,9 @@
 //                           grpc.health.v1 Check (default target 127.0.0.1:50051, service "");
 //                           prints the status; exit 0 only when SERVING (the Helm test uses it)
 //
+// --auth_token_file: for a server with auth on, the first token of F (the server's token file
+// format) is sent as AUTH before the command; tokens never go on the command line, where `ps`
+// would show them.
 // T is whole seconds ("5") or a duration ("5s", "500ms"). Exit codes: 0 success, 1 miss / not
 // found / not serving, 2 error (usage, connection, server ERROR).
 // Values print quoted with C escapes on a terminal, as raw bytes otherwise; --raw and --escaped
@@ -24,7 +28,9 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -35,6 +41,7 @@
 #include "core/mutex.h"
 #include "core/string_view.h"
 #include "fastpath/client.h"
+#include "fastpath/token_store.h"
 
 namespace crabcache::cli {
 namespace {
@@ -47,8 +54,8 @@ constexpr int kExitMissing = 1;
 constexpr int kExitError = 2;
 
 constexpr char kUsage[] =
-    "usage: crabcache-cli [--host H] [--port P] [--timeout SECONDS] [--raw|--escaped] COMMAND "
-    "ARGS...\n"
+    "usage: crabcache-cli [--host H] [--port P] [--timeout SECONDS] [--auth_token_file F]\n"
+    "                     [--raw|--escaped] COMMAND ARGS...\n"
     "  get KEY | put KEY VALUE [--ttl SECONDS] | del KEY | expire KEY SECONDS | ttl KEY |\n"
     "  ping | stats\n"
     "       crabcache-cli health [--target HOST:PORT] [--service NAME] [--timeout T]\n"
@@ -60,6 +67,7 @@ struct Args {
   std::optional<uint64_t> ttl;
   std::string target = "127.0.0.1:50051";  // health only.
   std::string service;                     // health only.
+  std::string token_file;
   std::vector<std::string> positional;
 };
 
@@ -119,6 +127,8 @@ std::optional<std::string> ParseArgs(int argc, char** argv, Args* args) {
       }
     } else if (name == "target") {
       args->target = std::string(*value);
+    } else if (name == "auth_token_file") {
+      args->token_file = std::string(*value);
     } else if (name == "service") {
       args->service = std::string(*value);
     } else if (name == "ttl") {
@@ -217,6 +227,17 @@ int Run(int argc, char** argv) {
   absl::StatusOr<std::unique_ptr<Client>> connected = Client::Connect(args.client);
   if (!connected.ok()) return Fail(connected.status());
   Client& client = **connected;
+  if (!args.token_file.empty()) {
+    std::ifstream in(args.token_file);
+    if (!in.is_open()) {
+      return Fail(absl::NotFoundError(absl::StrCat("cannot read ", args.token_file)));
+    }
+    std::stringstream content;
+    content << in.rdbuf();
+    absl::StatusOr<std::vector<std::string>> tokens = auth::ParseTokenFile(content.str());
+    if (!tokens.ok()) return Fail(tokens.status());
+    if (absl::Status s = client.Auth(tokens->front()); !s.ok()) return Fail(s);
+  }
 
   if (cmd == "ping") {
     if (absl::Status s = client.Ping(); !s.ok()) return Fail(s);

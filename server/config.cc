@@ -48,6 +48,19 @@ ABSL_FLAG(absl::Duration, idle_timeout, absl::Seconds(60),
 ABSL_FLAG(ByteSize, grpc_max_message_bytes, ByteSize{64 << 20},
           "gRPC: largest message received or sent.");
 ABSL_FLAG(int, grpc_max_concurrent_streams, 1024, "gRPC: concurrent streams per connection.");
+ABSL_FLAG(std::string, auth_token_file, "",
+          "If set, clients must authenticate with one of the tokens in this file (one per line; "
+          "'#' comments): fast path AUTH first, gRPC `authorization: Bearer <token>`. Reloaded on "
+          "SIGHUP and when the file changes.");
+ABSL_FLAG(std::string, tls_cert, "",
+          "PEM certificate chain for TLS on the gRPC port (with --tls_key); re-read when it "
+          "changes and on SIGHUP.");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert.");
+ABSL_FLAG(std::string, tls_client_ca, "",
+          "PEM CA bundle: gRPC clients must present a certificate signed by it (mutual TLS).");
+ABSL_FLAG(absl::Duration, reload_interval, absl::Seconds(10),
+          "How often the token file and the TLS files are checked for changes (SIGHUP checks at "
+          "once).");
 ABSL_FLAG(absl::Duration, shutdown_delay, absl::ZeroDuration(),
           "On SIGTERM: keep serving (health NOT_SERVING) this long before the listeners stop, so "
           "load balancers see the instance leave.");
@@ -94,6 +107,11 @@ std::vector<std::pair<std::string, std::string>> Config::Describe() const {
       {"idle_timeout", absl::FormatDuration(idle_timeout)},
       {"grpc_max_message_bytes", absl::StrCat(grpc_max_message_bytes)},
       {"grpc_max_concurrent_streams", absl::StrCat(grpc_max_concurrent_streams)},
+      {"auth_token_file", auth_token_file},
+      {"tls_cert", tls_cert},
+      {"tls_key", tls_key},
+      {"tls_client_ca", tls_client_ca},
+      {"reload_interval", absl::FormatDuration(reload_interval)},
       {"shutdown_delay", absl::FormatDuration(shutdown_delay)},
       {"shutdown_grace", absl::FormatDuration(shutdown_grace)},
   };
@@ -126,6 +144,16 @@ absl::Status Validate(const Config& c) {
   }
   if (c.sweep_interval <= absl::ZeroDuration()) {
     return FlagError("sweep_interval", "must be positive");
+  }
+  if (c.tls_cert.empty() != c.tls_key.empty()) {
+    return FlagError(c.tls_cert.empty() ? "tls_key" : "tls_cert",
+                     "--tls_cert and --tls_key go together");
+  }
+  if (!c.tls_client_ca.empty() && c.tls_cert.empty()) {
+    return FlagError("tls_client_ca", "needs --tls_cert and --tls_key (mutual TLS is TLS)");
+  }
+  if (c.reload_interval < absl::Milliseconds(100) || c.reload_interval > absl::Hours(1)) {
+    return FlagError("reload_interval", "must be between 100ms and 1h");
   }
   if (c.shutdown_delay < absl::ZeroDuration()) return FlagError("shutdown_delay", "is negative");
   if (c.shutdown_grace < absl::ZeroDuration()) return FlagError("shutdown_grace", "is negative");
@@ -185,6 +213,11 @@ absl::StatusOr<Config> ConfigFromFlags() {
   c.grpc_max_message_bytes = static_cast<int>(message);
   c.grpc_max_concurrent_streams = absl::GetFlag(FLAGS_grpc_max_concurrent_streams);
 
+  c.auth_token_file = absl::GetFlag(FLAGS_auth_token_file);
+  c.tls_cert = absl::GetFlag(FLAGS_tls_cert);
+  c.tls_key = absl::GetFlag(FLAGS_tls_key);
+  c.tls_client_ca = absl::GetFlag(FLAGS_tls_client_ca);
+  c.reload_interval = absl::GetFlag(FLAGS_reload_interval);
   c.shutdown_delay = absl::GetFlag(FLAGS_shutdown_delay);
   c.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace);
   if (!core::ParseLogLevel(absl::GetFlag(FLAGS_log_level), &c.log_level)) {

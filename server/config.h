@@ -52,6 +52,15 @@ struct Config {
   int grpc_max_message_bytes = 64 << 20;
   int grpc_max_concurrent_streams = 1024;
 
+  // Security (docs/security.md). Empty auth_token_file: no authentication. Empty tls_cert: the
+  // gRPC port is plaintext. The token file and the TLS files are checked for changes every
+  // reload_interval (and on SIGHUP).
+  std::string auth_token_file;
+  std::string tls_cert;
+  std::string tls_key;
+  std::string tls_client_ca;
+  absl::Duration reload_interval = absl::Seconds(10);
+
   // Shutdown: health goes NOT_SERVING, listeners keep serving for shutdown_delay (so load
   // balancers notice), then stop accepting and drain in-flight work for up to shutdown_grace.
   absl::Duration shutdown_delay = absl::ZeroDuration();

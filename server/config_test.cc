@@ -83,6 +83,29 @@ TEST(ValidateTest, Limits) {
   EXPECT_FALSE(Validate(c).ok());
 }
 
+TEST(ValidateTest, SecurityFlagsGoTogether) {
+  Config c;
+  c.tls_cert = "/tls/tls.crt";
+  EXPECT_NE(Validate(c).message().find("--tls_cert and --tls_key go together"), std::string::npos);
+  c.tls_key = "/tls/tls.key";
+  EXPECT_TRUE(Validate(c).ok());
+  c.tls_client_ca = "/tls/ca.crt";
+  EXPECT_TRUE(Validate(c).ok());
+  c = Config{};
+  c.tls_key = "/tls/tls.key";
+  EXPECT_NE(Validate(c).message().find("--tls_key"), std::string::npos);
+  c = Config{};
+  c.tls_client_ca = "/tls/ca.crt";
+  EXPECT_NE(Validate(c).message().find("--tls_client_ca"), std::string::npos);
+  c = Config{};
+  c.reload_interval = absl::Milliseconds(99);
+  EXPECT_NE(Validate(c).message().find("--reload_interval"), std::string::npos);
+  c.reload_interval = absl::Milliseconds(100);
+  EXPECT_TRUE(Validate(c).ok());
+  c.reload_interval = absl::Hours(2);
+  EXPECT_FALSE(Validate(c).ok());
+}
+
 TEST(DescribeTest, NamesEveryListenerAndTheMemoryLimit) {
   Config c;
   c.max_memory_bytes = 123;

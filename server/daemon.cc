@@ -1,5 +1,6 @@
 #include "server/daemon.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -46,7 +47,82 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config) {
   return daemon;
 }
 
+absl::Status Daemon::StartSecurity() {
+  if (!config_.auth_token_file.empty()) {
+    tokens_ = std::make_unique<auth::TokenStore>();
+    if (absl::Status s = tokens_->LoadFile(config_.auth_token_file); !s.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("--auth_token_file: ", s.message()));
+    }
+    struct stat st;
+    if (stat(config_.auth_token_file.c_str(), &st) == 0 && (st.st_mode & S_IROTH) != 0) {
+      core::Log(core::LogLevel::kWarning, "auth token file is readable by every user",
+                {{"path", config_.auth_token_file}});
+    }
+    core::Log(core::LogLevel::kInfo, "auth on",
+              {{"tokens", absl::StrCat(tokens_->size())}, {"path", config_.auth_token_file}});
+    if (config_.tls_cert.empty()) {
+      core::Log(core::LogLevel::kWarning,
+                "auth tokens travel in clear text: gRPC has no TLS (--tls_cert) and the fast "
+                "path never has; keep both ports on a trusted network (docs/security.md)");
+    } else {
+      core::Log(core::LogLevel::kInfo,
+                "the fast path has no TLS: its AUTH tokens travel in clear text; keep it on a "
+                "trusted network (docs/security.md)");
+    }
+  }
+  return absl::OkStatus();
+}
+
+void Daemon::Reload() {
+  ReloadTokens("SIGHUP");
+  CheckTls("SIGHUP");
+}
+
+void Daemon::ReloadTokens(std::string_view trigger) {
+  if (tokens_ == nullptr) return;
+  core::MutexLock lock(&reload_mu_);
+  const size_t before = tokens_->size();
+  if (absl::Status s = tokens_->LoadFile(config_.auth_token_file); !s.ok()) {
+    token_reloads_failed_.fetch_add(1, std::memory_order_relaxed);
+    core::Log(core::LogLevel::kError, "auth token reload failed; keeping the previous tokens",
+              {{"trigger", std::string(trigger)},
+               {"error", std::string(s.message())},
+               {"tokens_kept", absl::StrCat(before)}});
+    return;
+  }
+  token_reloads_ok_.fetch_add(1, std::memory_order_relaxed);
+  core::Log(core::LogLevel::kInfo, "auth tokens reloaded",
+            {{"trigger", std::string(trigger)},
+             {"tokens", absl::StrCat(tokens_->size())},
+             {"previous", absl::StrCat(before)}});
+}
+
+void Daemon::CheckTls(std::string_view trigger) {
+  if (config_.tls_cert.empty() || grpc_ == nullptr) return;
+  core::MutexLock lock(&reload_mu_);
+  bool changed = false;
+  absl::StatusOr<service::TlsSummary> tls = grpc_->ReloadTls(&changed);
+  if (!tls.ok()) {
+    tls_reloads_failed_.fetch_add(1, std::memory_order_relaxed);
+    core::Log(core::LogLevel::kError, "tls reload refused; still serving the previous certificate",
+              {{"trigger", std::string(trigger)}, {"error", std::string(tls.status().message())}});
+    return;
+  }
+  if (!changed) {
+    core::Log(core::LogLevel::kInfo, "tls files unchanged", {{"trigger", std::string(trigger)}});
+    return;
+  }
+  tls_reloads_ok_.fetch_add(1, std::memory_order_relaxed);
+  core::Log(tls->expired ? core::LogLevel::kWarning : core::LogLevel::kInfo,
+            tls->expired ? "tls certificate reloaded (EXPIRED)" : "tls certificate reloaded",
+            {{"trigger", std::string(trigger)},
+             {"subject", tls->subject},
+             {"not_after", tls->not_after},
+             {"serving_within", absl::StrCat(service::kGrpcRefreshSeconds, "s")}});
+}
+
 absl::Status Daemon::StartComponents() {
+  if (absl::Status s = StartSecurity(); !s.ok()) return s;
   store_ = std::make_unique<core::Store>(core::StoreOptions{
       .num_shards = config_.shards,
       .max_memory_bytes = config_.max_memory_bytes,
@@ -72,6 +148,10 @@ absl::Status Daemon::StartComponents() {
           .max_message_bytes = config_.grpc_max_message_bytes,
           .max_concurrent_streams = config_.grpc_max_concurrent_streams,
           .health_port = config_.health_port,
+          .tokens = tokens_.get(),
+          .tls = {.cert = config_.tls_cert,
+                  .key = config_.tls_key,
+                  .client_ca = config_.tls_client_ca},
       },
       executor_.get());
   if (!grpc.ok()) return grpc.status();
@@ -91,6 +171,7 @@ absl::Status Daemon::StartComponents() {
           .output_soft_limit = config_.output_soft_limit,
           .output_hard_limit = config_.output_hard_limit,
           .idle_timeout = config_.idle_timeout,
+          .tokens = tokens_.get(),
       },
       executor_.get());
   if (!fastpath.ok()) return fastpath.status();
@@ -111,6 +192,17 @@ absl::Status Daemon::StartComponents() {
     ports_.metrics = exposer_->port();
     core::Log(core::LogLevel::kInfo, "metrics listening",
               {{"address", config_.metrics_address}, {"port", absl::StrCat(ports_.metrics)}});
+  }
+  if (tokens_ != nullptr) {
+    token_watcher_ = std::make_unique<FileWatcher>(
+        std::vector<std::string>{config_.auth_token_file}, config_.reload_interval,
+        [this] { ReloadTokens("file changed"); });
+  }
+  if (!config_.tls_cert.empty()) {
+    std::vector<std::string> files = {config_.tls_cert, config_.tls_key};
+    if (!config_.tls_client_ca.empty()) files.push_back(config_.tls_client_ca);
+    tls_watcher_ = std::make_unique<FileWatcher>(std::move(files), config_.reload_interval,
+                                                 [this] { CheckTls("file changed"); });
   }
   return absl::OkStatus();
 }
@@ -166,6 +258,58 @@ void Daemon::RegisterFrontendMetrics() {
                      "replies).",
                      {}, stat(&fastpath::ServerStats::buffer_bytes));
   // --- fast path: end ---
+  RegisterSecurityMetrics();
+}
+
+void Daemon::RegisterSecurityMetrics() {
+  constexpr char kAuthFailures[] = "crabcache_auth_failures_total";
+  constexpr char kAuthFailuresHelp[] =
+      "Requests or connections refused by authentication, by front end and reason (missing: no "
+      "token; invalid: wrong token; timeout: no AUTH in time; revoked: token removed by a "
+      "reload).";
+  const service::CacheService* grpc = &grpc_->service();
+  for (const auto why : {service::AuthResult::kMissing, service::AuthResult::kInvalid,
+                         service::AuthResult::kRevoked}) {
+    metrics_->AddCounter(
+        kAuthFailures, kAuthFailuresHelp,
+        {{"frontend", "grpc"}, {"reason", std::string(service::AuthResultName(why))}},
+        [grpc, why] { return static_cast<double>(grpc->auth_failures(why)); });
+  }
+  const fastpath::Server* fast = fastpath_.get();
+  for (size_t i = 0; i < fastpath::kNumAuthFailures; ++i) {
+    const auto why = static_cast<fastpath::AuthFailure>(i);
+    metrics_->AddCounter(
+        kAuthFailures, kAuthFailuresHelp,
+        {{"frontend", "fastpath"}, {"reason", std::string(fastpath::AuthFailureName(why))}},
+        [fast, i] { return static_cast<double>(fast->Stats().auth_failures[i]); });
+  }
+  if (tokens_ != nullptr) {
+    const auth::TokenStore* tokens = tokens_.get();
+    metrics_->AddGauge("crabcache_auth_tokens", "Tokens accepted now (--auth_token_file).", {},
+                       [tokens] { return static_cast<double>(tokens->size()); });
+    constexpr char kReloads[] = "crabcache_auth_reloads_total";
+    constexpr char kReloadsHelp[] =
+        "Reloads of --auth_token_file (SIGHUP or a change on disk); a failed one keeps the "
+        "previous tokens.";
+    metrics_->AddCounter(kReloads, kReloadsHelp, {{"result", "success"}}, [this] {
+      return static_cast<double>(token_reloads_ok_.load(std::memory_order_relaxed));
+    });
+    metrics_->AddCounter(kReloads, kReloadsHelp, {{"result", "failure"}}, [this] {
+      return static_cast<double>(token_reloads_failed_.load(std::memory_order_relaxed));
+    });
+  }
+  if (!config_.tls_cert.empty()) {
+    constexpr char kTlsReloads[] = "crabcache_tls_reloads_total";
+    constexpr char kTlsReloadsHelp[] =
+        "Changed TLS files taken (success) or refused because they failed the checks (failure: "
+        "the previous certificate keeps serving).";
+    metrics_->AddCounter(kTlsReloads, kTlsReloadsHelp, {{"result", "success"}}, [this] {
+      return static_cast<double>(tls_reloads_ok_.load(std::memory_order_relaxed));
+    });
+    metrics_->AddCounter(kTlsReloads, kTlsReloadsHelp, {{"result", "failure"}}, [this] {
+      return static_cast<double>(tls_reloads_failed_.load(std::memory_order_relaxed));
+    });
+  }
 }
 
 void Daemon::SetNotServing() {
@@ -176,6 +320,8 @@ void Daemon::SetNotServing() {
 void Daemon::Shutdown(absl::Time deadline) {
   if (shut_down_) return;
   shut_down_ = true;
+  if (token_watcher_ != nullptr) token_watcher_->Stop();
+  if (tls_watcher_ != nullptr) tls_watcher_->Stop();
   // The front ends drain concurrently: each may take until the deadline.
   std::thread grpc_stop([this, deadline] {
     if (grpc_ != nullptr) grpc_->Shutdown(deadline);

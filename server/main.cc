@@ -5,7 +5,8 @@
 //   SIGTERM, SIGINT  graceful stop: health NOT_SERVING, --shutdown_delay of normal service, then
 //                    listeners stop and in-flight work drains for up to --shutdown_grace; exit 0.
 //                    A second signal during the stop exits at once with status 1.
-//   SIGHUP           reload (nothing to reload yet: logged and ignored).
+//   SIGHUP           reload the auth token file and the TLS files now (files that fail their
+//                    checks are refused; the previous tokens or certificate stay).
 #include <signal.h>
 
 #include <atomic>
@@ -103,7 +104,8 @@ int Run(const Config& config) {
 
   int signo = 0;
   while ((signo = WaitForSignal(signals, absl::InfiniteFuture())) == SIGHUP) {
-    core::Log(core::LogLevel::kInfo, "SIGHUP: nothing to reload");
+    core::Log(core::LogLevel::kInfo, "SIGHUP: reloading");
+    (*daemon)->Reload();
   }
   core::Log(core::LogLevel::kInfo, "stopping",
             {{"signal", strsignal(signo)},

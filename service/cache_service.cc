@@ -32,7 +32,7 @@ using crabcache::v1::BatchResponse;
 class CacheService::BatchReactor final
     : public grpc::ServerBidiReactor<BatchRequest, BatchResponse> {
  public:
-  explicit BatchReactor(CacheService* service) : service_(service) {
+  BatchReactor(CacheService* service, const auth::Grant& grant) : service_(service), grant_(grant) {
     service_->open_streams_.fetch_add(1, std::memory_order_relaxed);
     service_->streams_total_.fetch_add(1, std::memory_order_relaxed);
     {
@@ -48,6 +48,11 @@ class CacheService::BatchReactor final
       return;
     }
     service_->bytes_in_.fetch_add(request_.ByteSizeLong(), std::memory_order_relaxed);
+    if (!service_->StillAuthorized(&grant_)) {
+      EndReads(grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
+                            "the token of this stream was revoked; reconnect with a valid token"));
+      return;
+    }
     const size_t limit = service_->options_.max_batch_commands;
     if (static_cast<size_t>(request_.commands_size()) > limit) {
       service_->oversized_batches_.fetch_add(1, std::memory_order_relaxed);
@@ -154,6 +159,9 @@ class CacheService::BatchReactor final
   // Immutable after construction.
   CacheService* const service_;
 
+  // Owned by the read path (only OnReadDone touches it after construction).
+  auth::Grant grant_;
+
   // Owned by the read path: only one read is in flight, and gRPC orders StartRead before
   // OnReadDone.
   BatchRequest request_;
@@ -173,6 +181,13 @@ class CacheService::BatchReactor final
 };
 
 namespace {
+
+// A BatchExecute call refused before it started: finishes at once with `status`.
+class RejectedStream final : public grpc::ServerBidiReactor<BatchRequest, BatchResponse> {
+ public:
+  explicit RejectedStream(const grpc::Status& status) { Finish(status); }
+  void OnDone() override { delete this; }
+};
 
 // Captures the single result of a one-command batch.
 class SingleResultSink : public core::ResultSink {
@@ -202,10 +217,15 @@ class SingleResultSink : public core::ResultSink {
 };
 
 grpc::ServerUnaryReactor* FinishUnary(grpc::CallbackServerContext* context,
-                                      const absl::Status& status) {
+                                      const grpc::Status& status) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(ToGrpcStatus(status));
+  reactor->Finish(status);
   return reactor;
+}
+
+grpc::ServerUnaryReactor* FinishUnary(grpc::CallbackServerContext* context,
+                                      const absl::Status& status) {
+  return FinishUnary(context, ToGrpcStatus(status));
 }
 
 // Runs one command unless the call is already cancelled or past its deadline.
@@ -226,14 +246,33 @@ const absl::Status& CancelledStatus() {
 CacheService::CacheService(const core::Executor* executor, const CacheServiceOptions& options)
     : executor_(executor), options_(options) {}
 
+grpc::Status CacheService::Authenticate(grpc::CallbackServerContext* context, auth::Grant* grant) {
+  if (options_.tokens == nullptr) return grpc::Status::OK;
+  AuthResult why = AuthResult::kOk;
+  grpc::Status status =
+      CheckAuthorization(context->client_metadata(), *options_.tokens, grant, &why);
+  if (!status.ok())
+    auth_failures_[static_cast<size_t>(why)].fetch_add(1, std::memory_order_relaxed);
+  return status;
+}
+
+bool CacheService::StillAuthorized(auth::Grant* grant) {
+  if (options_.tokens == nullptr || options_.tokens->StillValid(grant)) return true;
+  auth_failures_[static_cast<size_t>(AuthResult::kRevoked)].fetch_add(1, std::memory_order_relaxed);
+  return false;
+}
+
 grpc::ServerBidiReactor<BatchRequest, BatchResponse>* CacheService::BatchExecute(
     grpc::CallbackServerContext* context) {
-  return new BatchReactor(this);
+  auth::Grant grant;
+  if (grpc::Status s = Authenticate(context, &grant); !s.ok()) return new RejectedStream(s);
+  return new BatchReactor(this, grant);
 }
 
 grpc::ServerUnaryReactor* CacheService::Get(grpc::CallbackServerContext* context,
                                             const crabcache::v1::GetRequest* request,
                                             crabcache::v1::GetResponse* response) {
+  if (grpc::Status s = Authenticate(context, nullptr); !s.ok()) return FinishUnary(context, s);
   SingleResultSink sink(response->mutable_value());
   if (!RunOne(context, *executor_, core::Command::Get(request->key()), sink)) {
     return FinishUnary(context, CancelledStatus());
@@ -245,6 +284,7 @@ grpc::ServerUnaryReactor* CacheService::Get(grpc::CallbackServerContext* context
 grpc::ServerUnaryReactor* CacheService::Set(grpc::CallbackServerContext* context,
                                             const crabcache::v1::SetRequest* request,
                                             crabcache::v1::SetResponse* response) {
+  if (grpc::Status s = Authenticate(context, nullptr); !s.ok()) return FinishUnary(context, s);
   const core::Command command =
       request->ttl_ms() == 0
           ? core::Command::Set(request->key(), request->value())
@@ -257,6 +297,7 @@ grpc::ServerUnaryReactor* CacheService::Set(grpc::CallbackServerContext* context
 grpc::ServerUnaryReactor* CacheService::Delete(grpc::CallbackServerContext* context,
                                                const crabcache::v1::DeleteRequest* request,
                                                crabcache::v1::DeleteResponse* response) {
+  if (grpc::Status s = Authenticate(context, nullptr); !s.ok()) return FinishUnary(context, s);
   SingleResultSink sink;
   if (!RunOne(context, *executor_, core::Command::Delete(request->key()), sink)) {
     return FinishUnary(context, CancelledStatus());
@@ -268,6 +309,7 @@ grpc::ServerUnaryReactor* CacheService::Delete(grpc::CallbackServerContext* cont
 grpc::ServerUnaryReactor* CacheService::Ping(grpc::CallbackServerContext* context,
                                              const crabcache::v1::PingRequest* request,
                                              crabcache::v1::PingResponse* response) {
+  if (grpc::Status s = Authenticate(context, nullptr); !s.ok()) return FinishUnary(context, s);
   SingleResultSink sink;
   if (!RunOne(context, *executor_, core::Command::Ping(), sink)) {
     return FinishUnary(context, CancelledStatus());

@@ -2,22 +2,34 @@
 #ifndef CRABCACHE_SERVICE_CACHE_SERVICE_H_
 #define CRABCACHE_SERVICE_CACHE_SERVICE_H_
 
+#include <array>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
 
 #include "core/executor.h"
 #include "crabcache/v1/cache.grpc.pb.h"
+#include "fastpath/token_store.h"
+#include "service/auth.h"
 
 namespace crabcache::service {
 
 struct CacheServiceOptions {
   // A BatchRequest with more commands fails its stream with INVALID_ARGUMENT.
   size_t max_batch_commands = 10000;
+  // Non-null: every Cache RPC needs `authorization: Bearer <token>` with one of these tokens
+  // (service/auth.h). Not owned; must outlive the service; may be reloaded while it runs.
+  const auth::TokenStore* tokens = nullptr;
 };
 
 // Serves BatchExecute (one reactor per stream, see cache_service.cc) and the unary RPCs, all
 // through the shared core executor, on gRPC's callback threads.
+//
+// Authentication (options.tokens set): every RPC handler starts with Authenticate(), before it
+// reads a message or runs a command; a refused call ends with UNAUTHENTICATED. A BatchExecute
+// stream re-checks its token before each batch (one atomic load unless tokens were reloaded), so
+// removing a token also ends the streams that used it. The test AuthGuardsEveryCacheMethod
+// calls every method of the service descriptor without a token, so a new RPC cannot skip it.
 //
 // Thread-safety: gRPC calls the methods concurrently from its threads; the service holds no lock
 // itself (each stream's reactor has its own). The counters are atomics readable from any thread.
@@ -54,9 +66,18 @@ class CacheService final : public crabcache::v1::Cache::CallbackService {
   uint64_t bytes_out() const { return bytes_out_.load(std::memory_order_relaxed); }
   // Streams failed because a BatchRequest had more than max_batch_commands commands.
   uint64_t oversized_batches() const { return oversized_batches_.load(std::memory_order_relaxed); }
+  // Calls refused by authentication, by AuthResult (index 0, kOk, stays 0).
+  uint64_t auth_failures(AuthResult why) const {
+    return auth_failures_[static_cast<size_t>(why)].load(std::memory_order_relaxed);
+  }
 
  private:
   class BatchReactor;
+
+  // The one authentication check (see the class comment); counts refusals. `grant` may be null.
+  grpc::Status Authenticate(grpc::CallbackServerContext* context, auth::Grant* grant);
+  // For a stream: false (and counted) once its token has been removed by a reload.
+  bool StillAuthorized(auth::Grant* grant);
 
   // Immutable after construction.
   const core::Executor* const executor_;
@@ -69,6 +90,7 @@ class CacheService final : public crabcache::v1::Cache::CallbackService {
   std::atomic<uint64_t> bytes_in_{0};
   std::atomic<uint64_t> bytes_out_{0};
   std::atomic<uint64_t> oversized_batches_{0};
+  std::array<std::atomic<uint64_t>, kNumAuthResults> auth_failures_{};
 };
 
 }  // namespace crabcache::service

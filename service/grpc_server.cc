@@ -3,6 +3,9 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/security/server_credentials.h>
+#include <grpcpp/security/tls_certificate_provider.h>
+#include <grpcpp/security/tls_credentials_options.h>
 
 #include <algorithm>
 #include <string>
@@ -36,7 +39,38 @@ absl::Status Validate(const GrpcOptions& options) {
   if (options.max_message_bytes <= 0 || options.max_concurrent_streams <= 0) {
     return absl::InvalidArgumentError("max_message_bytes and max_concurrent_streams must be > 0");
   }
+  if (!options.tls.enabled() && !options.tls.client_ca.empty()) {
+    return absl::InvalidArgumentError("a client CA (mutual TLS) needs a certificate and key");
+  }
   return absl::OkStatus();
+}
+
+// Credentials of the main port: plaintext, TLS, or TLS that requires and verifies a client
+// certificate signed by the client CA. gRPC reads the checked in-memory copy (service/tls.h).
+std::shared_ptr<grpc::ServerCredentials> Credentials(const TlsMaterial* tls) {
+  if (tls == nullptr) return grpc::InsecureServerCredentials();
+  using grpc::experimental::FileWatcherCertificateProvider;
+  auto provider = std::make_shared<FileWatcherCertificateProvider>(
+      tls->key_path(), tls->cert_path(), tls->ca_path(), kGrpcRefreshSeconds);
+  grpc::experimental::TlsServerCredentialsOptions options(provider);
+  options.watch_identity_key_cert_pairs();
+  if (tls->ca_path().empty()) {
+    options.set_cert_request_type(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
+  } else {
+    options.watch_root_certs();
+    options.set_cert_request_type(GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  }
+  return grpc::experimental::TlsServerCredentials(options);
+}
+
+void LogCertificate(const TlsSummary& summary, const std::string& message, bool mutual) {
+  core::Log(summary.expired ? core::LogLevel::kWarning : core::LogLevel::kInfo,
+            summary.expired ? message + " (EXPIRED)" : message,
+            {{"subject", summary.subject},
+             {"not_after", summary.not_after},
+             {"chain", absl::StrCat(summary.chain_length)},
+             {"mutual_tls", mutual ? "true" : "false"},
+             {"client_cas", absl::StrCat(summary.client_cas)}});
 }
 
 // A server with no services of its own: the default health service (and reflection) only.
@@ -64,12 +98,20 @@ absl::StatusOr<std::unique_ptr<GrpcFrontend>> GrpcFrontend::Start(const GrpcOpti
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
 
+  std::unique_ptr<TlsMaterial> tls;
+  if (options.tls.enabled()) {
+    absl::StatusOr<std::unique_ptr<TlsMaterial>> material = TlsMaterial::Create(options.tls);
+    if (!material.ok()) return material.status();
+    tls = *std::move(material);
+    LogCertificate(tls->initial_summary(), "grpc tls certificate", !options.tls.client_ca.empty());
+  }
   auto service = std::make_unique<CacheService>(
-      executor, CacheServiceOptions{.max_batch_commands = options.max_batch_commands});
+      executor, CacheServiceOptions{.max_batch_commands = options.max_batch_commands,
+                                    .tokens = options.tokens});
   const std::string target = HostPort(options.address, options.port);
   int bound_port = 0;
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(target, grpc::InsecureServerCredentials(), &bound_port);
+  builder.AddListeningPort(target, Credentials(tls.get()), &bound_port);
   builder.RegisterService(service.get());
   builder.SetMaxReceiveMessageSize(options.max_message_bytes);
   builder.SetMaxSendMessageSize(options.max_message_bytes);
@@ -80,7 +122,11 @@ absl::StatusOr<std::unique_ptr<GrpcFrontend>> GrpcFrontend::Start(const GrpcOpti
   }
   server->GetHealthCheckService()->SetServingStatus(true);
   core::Log(core::LogLevel::kInfo, "grpc listening",
-            {{"address", HostPort(options.address, bound_port)}});
+            {{"address", HostPort(options.address, bound_port)},
+             {"tls", !options.tls.enabled()          ? "off"
+                     : options.tls.client_ca.empty() ? "tls"
+                                                     : "mutual"},
+             {"auth", options.tokens != nullptr ? "token" : "off"}});
 
   std::unique_ptr<grpc::Server> health_server;
   int health_port = 0;
@@ -96,15 +142,21 @@ absl::StatusOr<std::unique_ptr<GrpcFrontend>> GrpcFrontend::Start(const GrpcOpti
   }
 
   std::unique_ptr<GrpcFrontend> frontend(
-      new GrpcFrontend(std::move(service), bound_port, health_port));
+      new GrpcFrontend(std::move(service), std::move(tls), bound_port, health_port));
   core::MutexLock lock(&frontend->mu_);
   frontend->server_ = std::move(server);
   frontend->health_server_ = std::move(health_server);
   return frontend;
 }
 
-GrpcFrontend::GrpcFrontend(std::unique_ptr<CacheService> service, int port, int health_port)
-    : service_(std::move(service)), port_(port), health_port_(health_port) {}
+GrpcFrontend::GrpcFrontend(std::unique_ptr<CacheService> service, std::unique_ptr<TlsMaterial> tls,
+                           int port, int health_port)
+    : service_(std::move(service)), tls_(std::move(tls)), port_(port), health_port_(health_port) {}
+
+absl::StatusOr<TlsSummary> GrpcFrontend::ReloadTls(bool* changed) {
+  if (tls_ == nullptr) return absl::FailedPreconditionError("TLS is off");
+  return tls_->Reload(changed);
+}
 
 GrpcFrontend::~GrpcFrontend() { Shutdown(absl::InfinitePast()); }
 

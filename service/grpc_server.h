@@ -11,7 +11,9 @@
 #include "absl/time/time.h"
 #include "core/executor.h"
 #include "core/mutex.h"
+#include "fastpath/token_store.h"
 #include "service/cache_service.h"
+#include "service/tls.h"
 
 namespace grpc {
 class Server;
@@ -33,10 +35,18 @@ struct GrpcOptions {
   // If non-zero (or -1 for "any free port"), a second listener that serves only
   // grpc.health.v1 in plaintext, for kubelet gRPC probes when the main port needs TLS or auth.
   int health_port = 0;
+  // Non-null: Cache RPCs need a bearer token (service/auth.h). Health and reflection stay open.
+  // Not owned; must outlive the frontend.
+  const auth::TokenStore* tokens = nullptr;
+  // TLS on the main port when tls.cert is set (mutual TLS when tls.client_ca is set too); the
+  // health port stays plaintext. The files are checked at start and on ReloadTls
+  // (service/tls.h).
+  TlsFiles tls;
 };
 
 // The running gRPC server: crabcache.v1.Cache, grpc.health.v1.Health (SERVING until
-// SetNotServing or Shutdown) and server reflection, on one insecure listener.
+// SetNotServing or Shutdown) and server reflection, on one listener (plaintext, TLS or mutual
+// TLS), plus an optional plaintext health-only listener.
 //
 // Thread-safety: every method may be called from any thread, concurrently.
 // Ownership: `executor` is not owned and must outlive the frontend. Destroying the frontend
@@ -64,16 +74,23 @@ class GrpcFrontend {
   // returns once every RPC has finished (OnDone ran). Idempotent; later calls return at once.
   void Shutdown(absl::Time deadline);
 
+  // Re-reads and checks the TLS files; valid ones are served to new handshakes within
+  // kGrpcRefreshSeconds, invalid ones are refused (the error) and the last good ones stay.
+  // kFailedPrecondition without TLS. `changed` (if not null) says whether anything changed.
+  absl::StatusOr<TlsSummary> ReloadTls(bool* changed = nullptr);
+
   // BatchExecute streams open now / ever. For metrics; cheap (relaxed atomics).
   int64_t open_streams() const { return service_->open_streams(); }
   uint64_t streams_total() const { return service_->streams_total(); }
   const CacheService& service() const { return *service_; }
 
  private:
-  GrpcFrontend(std::unique_ptr<CacheService> service, int port, int health_port);
+  GrpcFrontend(std::unique_ptr<CacheService> service, std::unique_ptr<TlsMaterial> tls, int port,
+               int health_port);
 
-  // Immutable after Start. Declared before server_ so it is destroyed after it.
+  // Immutable after Start. Declared before server_ so they are destroyed after it.
   const std::unique_ptr<CacheService> service_;
+  const std::unique_ptr<TlsMaterial> tls_;  // Null without TLS.
   const int port_;
   const int health_port_;
 
