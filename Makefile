@@ -67,6 +67,15 @@ BENCH_ARGS ?=
 bench: build
 	/usr/bin/python3 bench/compare.py --build $(BUILD)/release $(BENCH_ARGS)
 
+SOAK_SECONDS ?= 180
+
+# Not part of `make test`: both front ends under hostile load against the ASan build, checked
+# against a model, then RSS, exit status and sanitizer reports (tests/soak/run_soak.py).
+soak: deps $(BUILD)/asan/build.ninja
+	cmake --build $(BUILD)/asan -j $(JOBS) --target crabcached crabcache-soak
+	/usr/bin/python3 tests/soak/run_soak.py --server $(BUILD)/asan/server/crabcached \
+	  --driver $(BUILD)/asan/tests/soak/crabcache-soak --seconds $(SOAK_SECONDS)
+
 format:
 	@git ls-files '*.cc' '*.h' | xargs clang-format -i
 
