@@ -206,6 +206,19 @@ class Crabcached:
     def metric(self, name, **labels):
         return sample(self.metrics(), name, **labels)
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        """Stops the server; prints its log if the block failed or the server did not exit 0,
+        and fails in the latter case."""
+        status = self.stop()
+        if exc_type is not None or status != 0:
+            sys.stderr.write(self.text())
+        if exc_type is None and status != 0:
+            raise AssertionError(f"crabcached exit status {status}")
+        return False
+
     def stop(self):
         """SIGTERM; returns the exit status (None if it had to be killed)."""
         if self.proc.poll() is None:
