@@ -14,8 +14,28 @@ using prometheus::MetricType;
 
 constexpr std::memory_order kRelaxed = std::memory_order_relaxed;
 
-size_t BucketOf(double value, const double* bounds, size_t n) {
-  return static_cast<size_t>(std::lower_bound(bounds, bounds + n, value) - bounds);
+// The bucket bounds as integers (commands; nanoseconds), so recording a batch compares integers
+// instead of converting to double and binary-searching (77 of the ~170 instructions RecordBatch
+// took per batch under callgrind).
+template <size_t N>
+constexpr std::array<uint64_t, N> Scaled(const std::array<double, N>& bounds, double scale) {
+  std::array<uint64_t, N> out{};
+  for (size_t i = 0; i < N; ++i) out[i] = static_cast<uint64_t>(bounds[i] * scale + 0.5);
+  return out;
+}
+constexpr std::array<uint64_t, kBatchCommandBuckets.size()> kCommandBounds =
+    Scaled(kBatchCommandBuckets, 1);
+constexpr std::array<uint64_t, kBatchSecondsBuckets.size()> kNanosBounds =
+    Scaled(kBatchSecondsBuckets, 1e9);
+static_assert(kNanosBounds[0] == 2500 && kCommandBounds[12] == 16384);
+
+// The index of the first bound >= value (the bucket whose "le" holds it), N for +Inf. A linear
+// scan: the arrays are short and common values sit in the first buckets.
+template <size_t N>
+size_t BucketOf(uint64_t value, const std::array<uint64_t, N>& bounds) {
+  size_t i = 0;
+  while (i < N && value > bounds[i]) ++i;
+  return i;
 }
 
 ClientMetric::Label Label(std::string name, std::string value) {
@@ -125,13 +145,9 @@ void Metrics::RecordBatch(const core::BatchMetrics& batch) {
     fe.commands[cell].Add(batch.counts[cell / core::kNumOutcomes][cell % core::kNumOutcomes]);
   }
   fe.size_sum.Add(batch.commands);
-  fe.size_buckets[BucketOf(batch.commands, kBatchCommandBuckets.data(),
-                           kBatchCommandBuckets.size())]
-      .Add(1);
+  fe.size_buckets[BucketOf(batch.commands, kCommandBounds)].Add(1);
   fe.latency_sum_ns.Add(batch.latency_ns);
-  fe.latency_buckets[BucketOf(static_cast<double>(batch.latency_ns) * 1e-9,
-                              kBatchSecondsBuckets.data(), kBatchSecondsBuckets.size())]
-      .Add(1);
+  fe.latency_buckets[BucketOf(batch.latency_ns, kNanosBounds)].Add(1);
 }
 
 void Metrics::AddSource(Source source) {

@@ -52,6 +52,29 @@ TEST(MetricsTest, CountsCommandsByFrontendCommandAndOutcome) {
             std::string::npos);
 }
 
+// A value equal to a bucket's bound is counted in that bucket ("le"), one above it in the next;
+// past the last bound it is only in +Inf.
+TEST(MetricsTest, HistogramBucketEdges) {
+  Metrics m("v", "c");
+  m.RecordBatch(Batch(core::Frontend::kFastPath, 16, 0, 0, 2500));            // le=16, le=2.5e-06
+  m.RecordBatch(Batch(core::Frontend::kFastPath, 17, 0, 0, 2501));            // le=32, le=5e-06
+  m.RecordBatch(Batch(core::Frontend::kFastPath, 16385, 0, 0, 200'000'000));  // +Inf, +Inf
+  const std::string text = Scrape(m);
+  for (const char* line : {
+           "crabcache_batch_commands_bucket{frontend=\"fastpath\",le=\"8\"} 0",
+           "crabcache_batch_commands_bucket{frontend=\"fastpath\",le=\"16\"} 1",
+           "crabcache_batch_commands_bucket{frontend=\"fastpath\",le=\"32\"} 2",
+           "crabcache_batch_commands_bucket{frontend=\"fastpath\",le=\"16384\"} 2",
+           "crabcache_batch_commands_bucket{frontend=\"fastpath\",le=\"+Inf\"} 3",
+           "crabcache_batch_duration_seconds_bucket{frontend=\"fastpath\",le=\"2.5e-06\"} 1",
+           "crabcache_batch_duration_seconds_bucket{frontend=\"fastpath\",le=\"5e-06\"} 2",
+           "crabcache_batch_duration_seconds_bucket{frontend=\"fastpath\",le=\"0.1\"} 2",
+           "crabcache_batch_duration_seconds_bucket{frontend=\"fastpath\",le=\"+Inf\"} 3",
+       }) {
+    EXPECT_NE(text.find(line), std::string::npos) << line << "\n" << text;
+  }
+}
+
 TEST(MetricsTest, ScrapeTimeSourcesAndStore) {
   Metrics m("v", "c");
   double open = 7;
