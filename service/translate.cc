@@ -9,7 +9,6 @@
 #include "core/string_view.h"
 
 namespace crabcache::service {
-namespace {
 
 using crabcache::v1::Command;
 
@@ -34,7 +33,9 @@ crabcache::v1::Code ToProtoCode(const core::Result& result) {
   return crabcache::v1::ERROR;
 }
 
-}  // namespace
+std::string ErrorText(const core::Result& result) {
+  return absl::StrCat(absl::StatusCodeToString(result.error), ": ", core::ToAbsl(result.value));
+}
 
 std::optional<core::Command> ToCoreCommand(const Command& command) {
   switch (command.op_case()) {
@@ -72,8 +73,7 @@ void ToProtoResult(const core::Result& result, crabcache::v1::Result* out) {
       out->set_ttl_ms(result.ttl_ms);
       break;
     case core::ResultCode::kError:
-      out->set_error(
-          absl::StrCat(absl::StatusCodeToString(result.error), ": ", core::ToAbsl(result.value)));
+      out->set_error(ErrorText(result));
       break;
     default:
       break;
@@ -104,7 +104,7 @@ void ExecuteBatch(const core::Executor& executor, const crabcache::v1::BatchRequ
     }
     auto* error = results->Add();
     error->set_code(crabcache::v1::ERROR);
-    error->set_error("INVALID_ARGUMENT: command has no operation set");
+    error->set_error(kNoOperationError.data(), kNoOperationError.size());
   }
   if (!commands.empty()) executor.Execute(core::Frontend::kGrpc, commands, sink);
   commands.clear();
