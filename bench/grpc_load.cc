@@ -460,15 +460,7 @@ absl::StatusOr<LoadResult> RunGrpcLoad(const KeySpace& keys, const LoadOptions& 
     workers.push_back(std::make_unique<Worker>(keys, o, &control, o.seed + t));
   }
   for (int i = 0; i < o.streams; ++i) workers[i % threads]->Add(stubs[i % channels].get());
-  std::vector<std::thread> running;
-  for (auto& w : workers) running.emplace_back([&w] { w->Run(); });
-  total.seconds = control.Drive(o);
-  for (auto& t : running) t.join();
-  if (std::string failure = control.failure(); !failure.empty()) {
-    return absl::DataLossError(failure);
-  }
-  for (auto& w : workers) total.Merge(w->result());
-  return total;
+  return DriveWorkers(o, control, workers, total, [](Worker& w) { w.Run(); });
 }
 
 }  // namespace crabcache::bench

@@ -5,8 +5,13 @@
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <string>
+#include <thread>
+#include <utility>
+#include <vector>
 
+#include "absl/status/statusor.h"
 #include "core/mutex.h"
 
 namespace crabcache::bench {
@@ -43,6 +48,25 @@ class RunControl {
   mutable core::Mutex mu_;
   std::string failure_ ABSL_GUARDED_BY(mu_);
 };
+
+// Runs `run(worker)` for every worker on a thread of its own while this thread drives `control`
+// through the phases, then merges every worker's result() into `total` (its seconds set from
+// the measurement) or returns the run's failure as kDataLoss. Shared by every load engine.
+template <typename Worker, typename Result, typename Run>
+absl::StatusOr<Result> DriveWorkers(const LoadOptions& options, RunControl& control,
+                                    std::vector<std::unique_ptr<Worker>>& workers, Result total,
+                                    Run run) {
+  std::vector<std::thread> running;
+  running.reserve(workers.size());
+  for (auto& w : workers) running.emplace_back([&w, &run] { run(*w); });
+  total.seconds = control.Drive(options);
+  for (auto& t : running) t.join();
+  if (std::string failure = control.failure(); !failure.empty()) {
+    return absl::DataLossError(failure);
+  }
+  for (auto& w : workers) total.Merge(w->result());
+  return total;
+}
 
 }  // namespace crabcache::bench
 

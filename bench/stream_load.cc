@@ -346,15 +346,8 @@ absl::StatusOr<LoadResult> RunStreamLoad(const Protocol& protocol, const KeySpac
     }
   }
   RunControl control;
-  std::vector<std::thread> running;
-  for (auto& w : workers) running.emplace_back([&w, &control] { w->RunLoad(&control); });
-  total.seconds = control.Drive(options);
-  for (auto& t : running) t.join();
-  if (std::string failure = control.failure(); !failure.empty()) {
-    return absl::DataLossError(failure);
-  }
-  for (auto& w : workers) total.Merge(w->result());
-  return total;
+  return DriveWorkers(options, control, workers, total,
+                      [&control](auto& w) { w.RunLoad(&control); });
 }
 
 }  // namespace crabcache::bench

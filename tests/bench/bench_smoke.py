@@ -8,7 +8,7 @@ no timing.
 
   bench_smoke.py --bench PATH --ready_file crabcached's --ready_file --protocols binary,grpc
 
-(run_with_server.py writes crabcached's ready file to {tmpdir}/ready.json; it names the pid and the
+(run_with_server.py passes crabcached's ready file as {ready_file}; it names the pid and the
 ports.)
 """
 import argparse

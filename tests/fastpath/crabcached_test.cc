@@ -1,8 +1,6 @@
 // The fast path scenarios against the real crabcached binary, plus crabcache-cli and SIGTERM.
 // CMake passes the binaries in $CRABCACHED and $CRABCACHE_CLI.
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -14,13 +12,13 @@
 #include <thread>
 #include <vector>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/fastpath/scenarios.h"
+#include "tests/testlib/metrics_scrape.h"
 
 namespace crabcache::fastpath {
 namespace {
@@ -39,30 +37,6 @@ int JsonInt(const std::string& json, const std::string& key) {
   const size_t at = json.find(needle);
   if (at == std::string::npos) return -1;
   return std::atoi(json.c_str() + at + needle.size());
-}
-
-// GET /metrics over a plain socket; the sample value of `series` (exact text before the value).
-double Scrape(int port, const std::string& series) {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  std::string text;
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
-    const std::string req = "GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n";
-    (void)!write(fd, req.data(), req.size());
-    char buf[65536];
-    ssize_t n;
-    while ((n = read(fd, buf, sizeof(buf))) > 0) text.append(buf, static_cast<size_t>(n));
-  }
-  close(fd);
-  const size_t at = text.find("\n" + series + " ");
-  if (at == std::string::npos) return -1;
-  double v = -1;
-  const size_t start = at + series.size() + 2;
-  (void)absl::SimpleAtod(text.substr(start, text.find('\n', start) - start), &v);
-  return v;
 }
 
 // One crabcached process on free ports.
@@ -128,7 +102,9 @@ class Crabcached {
     return -1;
   }
 
-  double Metric(const std::string& series) const { return Scrape(metrics_port_, series); }
+  double Metric(const std::string& series) const {
+    return crabcache::testing::ScrapeSample(metrics_port_, series);
+  }
   int port() const { return port_; }
   std::string Log() const {
     std::ifstream in(log_);

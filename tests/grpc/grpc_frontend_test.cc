@@ -1,10 +1,6 @@
 // End-to-end tests of the gRPC front end through real channels.
-#include <arpa/inet.h>
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -27,6 +23,7 @@
 #include "crabcache/v1/cache.grpc.pb.h"
 #include "gtest/gtest.h"
 #include "service/grpc_server.h"
+#include "tests/testlib/metrics_scrape.h"
 
 namespace crabcache::service {
 namespace {
@@ -83,32 +80,9 @@ class ExternalServer final : public TestServer {
  private:
   // The value of an unlabelled sample in the server's /metrics (-1 if absent).
   double Sample(const std::string& name) {
-    const std::string text = HttpGet(metrics_port_, "/metrics");
-    const std::string prefix = "\n" + name + " ";
-    const size_t at = text.find(prefix);
-    if (at == std::string::npos) {
-      ADD_FAILURE() << name << " not in /metrics";
-      return -1;
-    }
-    return std::strtod(text.c_str() + at + prefix.size(), nullptr);
-  }
-
-  static std::string HttpGet(int port, const std::string& path) {
-    const int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<uint16_t>(port));
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    std::string out;
-    if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
-      const std::string request = "GET " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
-      if (write(fd, request.data(), request.size()) == static_cast<ssize_t>(request.size())) {
-        char buf[4096];
-        for (ssize_t n; (n = read(fd, buf, sizeof(buf))) > 0;) out.append(buf, n);
-      }
-    }
-    close(fd);
-    return out;
+    const double v = crabcache::testing::ScrapeSample(metrics_port_, name);
+    if (v < 0) ADD_FAILURE() << name << " not in /metrics";
+    return v;
   }
 
   const std::string target_;

@@ -17,7 +17,6 @@ and sends SIGTERM while they run. It checks that
 """
 
 import argparse
-import json
 import os
 import signal
 import socket
@@ -144,23 +143,13 @@ def main():
     pb, pb_grpc = ct.generate_stubs(os.path.join(args.out_dir, "gen"))
 
     with tempfile.TemporaryDirectory(prefix="crabcache-drain-") as tmpdir:
-        ready_file = os.path.join(tmpdir, "ready.json")
-        log_path = os.path.join(tmpdir, "crabcached.log")
-        log = open(log_path, "wb")
-        server = subprocess.Popen(
-            [args.server, "--port=0", "--grpc_port=0", "--metrics_address=", "--threads=2",
-             f"--shutdown_delay={DELAY_S}s", f"--shutdown_grace={GRACE_S}s",
-             f"--ready_file={ready_file}"], stdout=log, stderr=subprocess.STDOUT)
+        server = ct.Crabcached(args.server, tmpdir, [
+            "--metrics_address=", "--threads=2", f"--shutdown_delay={DELAY_S}s",
+            f"--shutdown_grace={GRACE_S}s"])
         failures = []
         try:
-            deadline = time.monotonic() + 30
-            while not os.path.exists(ready_file):
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("crabcached did not become ready")
-                time.sleep(0.05)
-            with open(ready_file, encoding="utf-8") as f:
-                ready = json.load(f)
-            target = f"127.0.0.1:{ready['grpc_port']}"
+            ready = server.ready
+            target = server.grpc_target
             if health_status(target) != "SERVING":
                 failures.append("health not SERVING before SIGTERM")
 
@@ -177,7 +166,7 @@ def main():
             time.sleep(1.0)  # Load is flowing.
 
             term_at = time.monotonic()
-            server.send_signal(signal.SIGTERM)
+            server.proc.send_signal(signal.SIGTERM)
             time.sleep(DELAY_S / 3)
             # During the delay: NOT_SERVING, and requests are still answered.
             status = health_status(target)
@@ -189,11 +178,11 @@ def main():
             probe.close()
 
             try:
-                code = server.wait(timeout=DELAY_S + GRACE_S + 5)
+                code = server.proc.wait(timeout=DELAY_S + GRACE_S + 5)
             except subprocess.TimeoutExpired:
                 failures.append("crabcached did not exit in time")
                 server.kill()
-                code = server.wait()
+                code = server.proc.wait()
             elapsed = time.monotonic() - term_at
             stop.set()
             for t in threads:
@@ -217,13 +206,9 @@ def main():
                     failures.append(f"grpc[{i}]: no response at all")
             print(f"exit status {code} after {elapsed:.2f} s")
         finally:
-            if server.poll() is None:
-                server.kill()
-                server.wait()
-            log.close()
+            server.kill()
             if failures:
-                with open(log_path, "rb") as f:
-                    sys.stderr.write(f.read().decode("utf-8", "replace"))
+                sys.stderr.write(server.text())
     for failure in failures:
         print("FAIL:", failure)
     return 1 if failures else 0

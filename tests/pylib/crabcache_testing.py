@@ -3,16 +3,21 @@ gRPC stubs are used). Run under /usr/bin/python3, which sees Debian's python3-gr
 
 - generate_stubs(out_dir): protoc-generated crabcache.v1 modules, imported;
 - FastPath: a minimal fast path client (docs/protocol.md), enough for cross-front-end checks;
-- scrape(port) / parse_exposition(text): the Prometheus text format as {(name, labels): value}.
+- scrape(port) / parse_exposition(text): the Prometheus text format as {(name, labels): value};
+- Crabcached: a crabcached process on free ports, waited for through its --ready_file;
+- wait_until, free_port.
 """
 
 import importlib
+import json
 import os
 import re
+import signal
 import socket
 import struct
 import subprocess
 import sys
+import time
 import urllib.request
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -123,3 +128,109 @@ def scrape(port, host="127.0.0.1"):
 def sample(samples, name, **labels):
     """The value of one series (0 when absent)."""
     return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+def wait_until(predicate, timeout_s=10.0, interval_s=0.05, what="condition"):
+    """Polls predicate() until it returns a true value (returned) or the time is up (raises)."""
+    deadline = time.monotonic() + timeout_s
+    last_error = None
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except Exception as e:  # pylint: disable=broad-except
+            last_error = e
+        time.sleep(interval_s)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}"
+                         + (f" (last error: {last_error})" if last_error else ""))
+
+
+def free_port():
+    """A port that was free a moment ago (for flags that cannot take 0, like --health_port)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Crabcached:
+    """One crabcached on 127.0.0.1 with free ports (fast path, gRPC, metrics), started with
+    --ready_file and waited for; `args` come last, so they override the defaults. Its output is
+    kept in workdir/NAME.log."""
+
+    def __init__(self, binary, workdir, args=(), name="crabcached"):
+        self.workdir = workdir
+        self.log_path = os.path.join(workdir, f"{name}.log")
+        ready = os.path.join(workdir, f"{name}.ready.json")
+        self.ready_file = ready
+        if os.path.exists(ready):
+            os.remove(ready)
+        command = [binary, "--address=127.0.0.1", "--port=0", "--grpc_port=0",
+                   "--metrics_address=127.0.0.1:0", f"--ready_file={ready}"] + list(args)
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            self.ready = wait_until(lambda: self._read_ready(ready), timeout_s=30,
+                                    what="crabcached's ready file")
+        except AssertionError:
+            self.kill()
+            raise AssertionError(f"crabcached did not start:\n{self.text()}") from None
+        self.fastpath_port = self.ready["fastpath_port"]
+        self.grpc_target = f"127.0.0.1:{self.ready['grpc_port']}"
+        self.health_port = self.ready["health_port"]
+        self.metrics_port = self.ready["metrics_port"]
+
+    def _read_ready(self, path):
+        if self.proc.poll() is not None:
+            raise AssertionError(f"crabcached exited with {self.proc.returncode}:\n{self.text()}")
+        try:
+            with open(path, encoding="utf-8") as f:
+                return json.load(f)
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+
+    def text(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def wait_log(self, needle, count=1, timeout_s=10.0):
+        wait_until(lambda: self.text().count(needle) >= count, timeout_s=timeout_s,
+                   what=f"{count} x {needle!r} in the server log")
+
+    def sighup(self):
+        self.proc.send_signal(signal.SIGHUP)
+
+    def metrics(self):
+        return parse_exposition(scrape(self.metrics_port))
+
+    def metric(self, name, **labels):
+        return sample(self.metrics(), name, **labels)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        """Stops the server; prints its log if the block failed or the server did not exit 0,
+        and fails in the latter case."""
+        status = self.stop()
+        if exc_type is not None or status != 0:
+            sys.stderr.write(self.text())
+        if exc_type is None and status != 0:
+            raise AssertionError(f"crabcached exit status {status}")
+        return False
+
+    def stop(self):
+        """SIGTERM; returns the exit status (None if it had to be killed)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+                return None
+        return self.proc.returncode
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()

@@ -251,8 +251,7 @@ def main():
     secret.publish({"tokens": f"# two tokens\n{OLD}\n\n{OTHER}\n"})
     server = secutil.Crabcached(args.server, work, [f"--auth_token_file={secret.path('tokens')}",
                                                     "--reload_interval=100ms"])
-    ok = False
-    try:
+    with server:
         check_fast_path(server)
         channel = check_grpc(server, pb2, pb2_grpc, args.out_dir)
         check_rotation(server, pb2, pb2_grpc, channel, secret)
@@ -260,12 +259,6 @@ def main():
         if args.cli:
             check_cli(args.cli, server, work)
         check_sighup(args.server, work)
-        ok = True
-    finally:
-        status = server.stop()
-        if not ok or status != 0:
-            sys.stderr.write(server.text())
-    assert status == 0, f"exit status {status}"
     print("auth_crabcached_test: OK")
 
 

@@ -202,8 +202,7 @@ def check_slow_consumer(server):
 
 def check_max_connections(binary, work):
     server = secutil.Crabcached(binary, work, ["--max_connections=3"], name="maxconn")
-    ok = False
-    try:
+    with server:
         conns = [ct.FastPath(server.fastpath_port) for _ in range(3)]
         for c in conns:
             assert c.ping() == (c.PONG, None)
@@ -218,12 +217,6 @@ def check_max_connections(binary, work):
                            what="the closed connection to be released")
         again = ct.FastPath(server.fastpath_port)
         assert again.ping() == (again.PONG, None)
-        ok = True
-    finally:
-        status = server.stop()
-        if not ok or status != 0:
-            sys.stderr.write(server.text())
-    assert status == 0
 
 
 def check_auth_deadline(binary, work):
@@ -231,18 +224,11 @@ def check_auth_deadline(binary, work):
     secutil.write_atomically(tokens, "deadline-token-0123456789\n")
     server = secutil.Crabcached(binary, work, [f"--auth_token_file={tokens}",
                                                "--idle_timeout=1s"], name="deadline")
-    ok = False
-    try:
+    with server:
         silent = socket.create_connection(("127.0.0.1", server.fastpath_port))
         assert closed_within(silent, 10), "a connection that never authenticates is cut off"
         assert server.metric("crabcache_auth_failures_total", frontend="fastpath",
                              reason="timeout") == 1
-        ok = True
-    finally:
-        status = server.stop()
-        if not ok or status != 0:
-            sys.stderr.write(server.text())
-    assert status == 0
 
 
 def main():
@@ -258,18 +244,11 @@ def main():
         "--max_batch_commands=10", "--grpc_max_message_bytes=64Ki",
         "--grpc_max_concurrent_streams=2", "--output_soft_limit=64Ki",
         "--output_hard_limit=256Ki"], name="limits")
-    ok = False
-    try:
+    with server:
         check_slowloris(server)
         check_fast_path_sizes(server)
         check_grpc_limits(server, pb2, pb2_grpc)
         check_concurrent_streams(server, pb2)
-        ok = True
-    finally:
-        status = server.stop()
-        if not ok or status != 0:
-            sys.stderr.write(server.text())
-    assert status == 0, status
     # Slow consumer on its own server: the 1 s idle timeout of A would also end a paused
     # connection (counted the same way), which would make the check ambiguous.
     server = secutil.Crabcached(args.server, work, ["--max_value_bytes=1Mi",

@@ -104,8 +104,7 @@ def check_tls(binary, work, pki, pb2, pb2_grpc):
     server = secutil.Crabcached(binary, work, [
         f"--tls_cert={secret.path('tls.crt')}", f"--tls_key={secret.path('tls.key')}",
         f"--health_port={health_port}", "--reload_interval=1s"], name="tls")
-    ok = False
-    try:
+    with server:
         ca1 = grpc.ssl_channel_credentials(root_certificates=pki.read("ca1.crt"))
         ca2 = grpc.ssl_channel_credentials(root_certificates=pki.read("ca2.crt"))
         assert ping(pb2, pb2_grpc, server.grpc_target, ca1) == grpc.StatusCode.OK
@@ -135,12 +134,6 @@ def check_tls(binary, work, pki, pb2, pb2_grpc):
         for _ in range(3):  # Across several of gRPC's 1 s refreshes.
             assert ping(pb2, pb2_grpc, server.grpc_target, ca2) == grpc.StatusCode.OK
             time.sleep(0.5)
-        ok = True
-    finally:
-        status = server.stop()
-        if not ok or status != 0:
-            sys.stderr.write(server.text())
-    assert status == 0, status
 
 
 def check_sighup(binary, work, pki, pb2, pb2_grpc):
@@ -149,8 +142,7 @@ def check_sighup(binary, work, pki, pb2, pb2_grpc):
     secutil.write_atomically(key, pki.read("server1.key"))
     server = secutil.Crabcached(binary, work, [f"--tls_cert={cert}", f"--tls_key={key}",
                                                "--reload_interval=1h"], name="tls-sighup")
-    ok = False
-    try:
+    with server:
         ca2 = grpc.ssl_channel_credentials(root_certificates=pki.read("ca2.crt"))
         secutil.write_atomically(key, pki.read("server2.key"))
         secutil.write_atomically(cert, pki.read("server2.crt"))
@@ -161,12 +153,6 @@ def check_sighup(binary, work, pki, pb2, pb2_grpc):
         secutil.wait_until(
             lambda: ping(pb2, pb2_grpc, server.grpc_target, ca2) == grpc.StatusCode.OK,
             timeout_s=10, what="the certificate applied by SIGHUP to be served")
-        ok = True
-    finally:
-        status = server.stop()
-        if not ok or status != 0:
-            sys.stderr.write(server.text())
-    assert status == 0, status
 
 
 def check_mutual_tls(binary, work, pki, pb2, pb2_grpc):
@@ -175,8 +161,7 @@ def check_mutual_tls(binary, work, pki, pb2, pb2_grpc):
     server = secutil.Crabcached(binary, work, [
         f"--tls_cert={pki.path('server1.crt')}", f"--tls_key={pki.path('server1.key')}",
         f"--tls_client_ca={pki.path('ca1.crt')}", f"--auth_token_file={tokens}"], name="mtls")
-    ok = False
-    try:
+    with server:
         root = pki.read("ca1.crt")
         no_cert = grpc.ssl_channel_credentials(root_certificates=root)
         good = grpc.ssl_channel_credentials(root, pki.read("client1.key"), pki.read("client1.crt"))
@@ -188,12 +173,6 @@ def check_mutual_tls(binary, work, pki, pb2, pb2_grpc):
         # The certificate lets the client connect; the token is still required.
         assert ping(pb2, pb2_grpc, server.grpc_target, good) == grpc.StatusCode.UNAUTHENTICATED
         assert "mutual_tls=true" in server.text() or '"mutual_tls":"true"' in server.text()
-        ok = True
-    finally:
-        status = server.stop()
-        if not ok or status != 0:
-            sys.stderr.write(server.text())
-    assert status == 0, status
 
 
 def check_startup_refusals(binary, work, pki):
