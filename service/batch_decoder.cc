@@ -176,6 +176,10 @@ class Decoder {
 
   // A tag that may start a field of a message (not a group's end).
   const uint8_t* NextTag(const uint8_t* p, const uint8_t* end, uint32_t* tag) {
+    if (p < end && *p < 0x80 && *p >= 8 && (*p & 7) != kEndGroup) {  // A valid one-byte tag.
+      *tag = *p;
+      return p + 1;
+    }
     const uint8_t* at = p;
     if ((p = wire::ReadTag(p, end, tag)) == nullptr) return Fail("truncated or overlong tag", at);
     if (wire::FieldOf(*tag) == 0) return Fail("field number 0", at);

@@ -96,9 +96,15 @@ void BatchResponseEncoder::Begin(uint64_t id, SliceWriter* writer) {
 }
 
 void BatchResponseEncoder::OnResult(const core::Result& result) {
-  const uint32_t code = static_cast<uint32_t>(ToProtoCode(result));
+  const auto code = static_cast<uint32_t>(ToProtoCode(result));
   switch (result.code) {
     case core::ResultCode::kHit:
+      if (result.value.size() <= kMaxShortValue) {
+        AddShortResult(code, result.value);
+        break;
+      }
+      AddResult(code, result.value, 0, {});
+      break;
     case core::ResultCode::kStats:
       AddResult(code, result.value, 0, {});
       break;
@@ -110,9 +116,29 @@ void BatchResponseEncoder::OnResult(const core::Result& result) {
       AddResult(code, {}, 0, error_);
       break;
     default:
-      AddResult(code, {}, 0, {});
+      AddShortResult(code, {});
       break;
   }
+}
+
+// The common shapes in one contiguous write: a code alone (OK, MISS...) or a HIT whose value is
+// short enough for every length to take one byte.
+void BatchResponseEncoder::AddShortResult(uint32_t code, std::string_view value) {
+  static_assert(crabcache::v1::Code_MAX < 0x80, "one-byte codes");
+  const size_t n = value.size();  // <= kMaxShortValue
+  uint8_t* p = writer_->Reserve(6 + n);
+  p[0] = MakeTag(2, kLengthDelimited);
+  p[1] = static_cast<uint8_t>(n == 0 ? 2 : 4 + n);
+  p[2] = MakeTag(1, kVarint);
+  p[3] = static_cast<uint8_t>(code);
+  if (n == 0) {
+    writer_->Commit(p + 4);
+    return;
+  }
+  p[4] = MakeTag(2, kLengthDelimited);
+  p[5] = static_cast<uint8_t>(n);
+  std::memcpy(p + 6, value.data(), n);
+  writer_->Commit(p + 6 + n);
 }
 
 void BatchResponseEncoder::AddNoOperation() {

@@ -31,7 +31,7 @@ namespace crabcache::service {
 class SliceWriter {
  public:
   // Bytes that Reserve can always provide contiguously.
-  static constexpr size_t kMaxReserve = 64;
+  static constexpr size_t kMaxReserve = 128;
 
   SliceWriter() = default;
   ~SliceWriter();
@@ -87,8 +87,14 @@ class BatchResponseEncoder final : public core::ResultSink {
   void AddNoOperation();
 
  private:
-  // One Result message: code (never 0 here), then value, ttl_ms and error when not empty/zero.
+  // A HIT value this short has one-byte lengths and fits one Reserve with its header.
+  static constexpr size_t kMaxShortValue = SliceWriter::kMaxReserve - 6;
+
+  // One Result message: code, value, ttl_ms and error, each omitted when zero or empty.
   void AddResult(uint32_t code, std::string_view value, int64_t ttl_ms, std::string_view error);
+  // The same for a non-zero code below 128, a value of at most kMaxShortValue bytes, no ttl_ms
+  // and no error.
+  void AddShortResult(uint32_t code, std::string_view value);
 
   SliceWriter* writer_ = nullptr;
   std::string error_;  // Scratch for error texts (rare), reused.

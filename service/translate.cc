@@ -12,27 +12,6 @@ namespace crabcache::service {
 
 using crabcache::v1::Command;
 
-crabcache::v1::Code ToProtoCode(const core::Result& result) {
-  switch (result.code) {
-    case core::ResultCode::kOk:
-    case core::ResultCode::kStats:
-      return crabcache::v1::OK;
-    case core::ResultCode::kPong:
-      return crabcache::v1::PONG;
-    case core::ResultCode::kHit:
-      return crabcache::v1::HIT;
-    case core::ResultCode::kMiss:
-      return crabcache::v1::MISS;
-    case core::ResultCode::kNotFound:
-      return crabcache::v1::NOT_FOUND;
-    case core::ResultCode::kTtl:
-      return result.ttl_ms == core::kTtlMissing ? crabcache::v1::NOT_FOUND : crabcache::v1::OK;
-    case core::ResultCode::kError:
-      return crabcache::v1::ERROR;
-  }
-  return crabcache::v1::ERROR;
-}
-
 std::string ErrorText(const core::Result& result) {
   return absl::StrCat(absl::StatusCodeToString(result.error), ": ", core::ToAbsl(result.value));
 }

@@ -29,8 +29,27 @@ std::optional<core::Command> ToCoreCommand(const crabcache::v1::Command& command
 inline constexpr std::string_view kNoOperationError =
     "INVALID_ARGUMENT: command has no operation set";
 
-// The v1 code of a core result.
-crabcache::v1::Code ToProtoCode(const core::Result& result);
+// The v1 code of a core result. Inline: the raw encoder calls it once per result.
+inline crabcache::v1::Code ToProtoCode(const core::Result& result) {
+  switch (result.code) {
+    case core::ResultCode::kOk:
+    case core::ResultCode::kStats:
+      return crabcache::v1::OK;
+    case core::ResultCode::kPong:
+      return crabcache::v1::PONG;
+    case core::ResultCode::kHit:
+      return crabcache::v1::HIT;
+    case core::ResultCode::kMiss:
+      return crabcache::v1::MISS;
+    case core::ResultCode::kNotFound:
+      return crabcache::v1::NOT_FOUND;
+    case core::ResultCode::kTtl:
+      return result.ttl_ms == core::kTtlMissing ? crabcache::v1::NOT_FOUND : crabcache::v1::OK;
+    case core::ResultCode::kError:
+      return crabcache::v1::ERROR;
+  }
+  return crabcache::v1::ERROR;
+}
 // The v1 error text of a kError result: the canonical code name, ": ", the message.
 std::string ErrorText(const core::Result& result);
 

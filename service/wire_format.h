@@ -71,6 +71,11 @@ inline const uint8_t* ReadTag(const uint8_t* p, const uint8_t* end, uint32_t* ta
 
 // A length prefix; also checks that that many bytes follow before `end`.
 inline const uint8_t* ReadLength(const uint8_t* p, const uint8_t* end, size_t* length) {
+  if (p < end && *p < 0x80) {  // The common one-byte case.
+    if (*p > end - p - 1) return nullptr;
+    *length = *p;
+    return p + 1;
+  }
   uint64_t value;
   const uint8_t* start = p;
   p = ReadVarint(p, end, 5, &value);
