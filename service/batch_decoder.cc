@@ -64,25 +64,24 @@ struct Op {
   uint64_t ttl_ms = 0;
 };
 
-// The core command of a set operation, exactly as ToCoreCommand builds it from the proto.
-core::Command ToCommand(const Op& op) {
-  switch (op.field) {
-    case 1:
-      return core::Command::Ping();
-    case 2:
-      return op.ttl_ms == 0 ? core::Command::Set(op.key, op.value)
-                            : core::Command::SetWithTtl(op.key, op.value, op.ttl_ms);
-    case 3:
-      return core::Command::Get(op.key);
-    case 4:
-      return core::Command::Delete(op.key);
-    case 5:
-      return core::Command::Expire(op.key, op.ttl_ms);
-    case 6:
-      return core::Command::Ttl(op.key);
-    default:
-      return core::Command::Stats();
-  }
+// CommandId is the oneof field number minus one.
+static_assert(static_cast<int>(core::CommandId::kPing) == 0 &&
+              static_cast<int>(core::CommandId::kSet) == 1 &&
+              static_cast<int>(core::CommandId::kGet) == 2 &&
+              static_cast<int>(core::CommandId::kDelete) == 3 &&
+              static_cast<int>(core::CommandId::kExpire) == 4 &&
+              static_cast<int>(core::CommandId::kTtl) == 5 &&
+              static_cast<int>(core::CommandId::kStats) == 6);
+
+// Fills `out` with the core command of a set operation, exactly as ToCoreCommand builds it from
+// the proto (core::Command's factories): an op's unknown fields were never read, so they are
+// empty or zero here as there; SET has a TTL when ttl_ms != 0, EXPIRE always.
+void ToCommand(const Op& op, core::Command* out) {
+  out->id = static_cast<core::CommandId>(op.field - 1);
+  out->key = op.key;
+  out->value = op.value;
+  out->ttl_ms = op.ttl_ms;
+  out->has_ttl = op.field == 5 || (op.field == 2 && op.ttl_ms != 0);
 }
 
 std::string_view View(const uint8_t* p, size_t n) { return {reinterpret_cast<const char*>(p), n}; }
@@ -97,6 +96,10 @@ class Decoder {
 
   bool ParseBatch(const uint8_t* p, const uint8_t* end) {
     while (p < end) {
+      if (const uint8_t* next = ShortCommand(p, end); next != nullptr) {
+        p = next;
+        continue;
+      }
       uint32_t tag;
       if ((p = NextTag(p, end, &tag)) == nullptr) return false;
       if (tag == MakeTag(1, kVarint)) {
@@ -119,6 +122,46 @@ class Decoder {
   }
 
  private:
+  // A shortcut for the commands protobuf's serializer writes when every length is below 128:
+  //   0x12 len op_tag len [0x0a len key] [0x12 len value] [ttl_tag varint]
+  // (one operation, its known fields in number order, nothing else). On such bytes it does what
+  // the general parser would; on anything else it returns nullptr having done nothing, and the
+  // general parser decides.
+  const uint8_t* ShortCommand(const uint8_t* p, const uint8_t* end) {
+    if (end - p < 4 || p[0] != MakeTag(2, kLengthDelimited)) return nullptr;
+    const size_t command_length = p[1];
+    const uint32_t op_tag = p[2];
+    const uint32_t field = wire::FieldOf(op_tag);
+    if (command_length >= 0x80 || command_length > static_cast<size_t>(end - p - 2) ||
+        size_t{p[3]} + 2 != command_length || wire::TypeOf(op_tag) != kLengthDelimited ||
+        field == 0 || field > kNumOps) {
+      return nullptr;
+    }
+    const OpFields& known = kOpFields[field];
+    const uint8_t* const op_end = p + 2 + command_length;
+    const uint8_t* q = p + 4;
+    Op op{.field = field};
+    if (known.key != 0 && q < op_end && *q == MakeTag(known.key, kLengthDelimited)) {
+      if ((q = ShortBytes(q + 1, op_end, &op.key)) == nullptr) return nullptr;
+    }
+    if (known.value != 0 && q < op_end && *q == MakeTag(known.value, kLengthDelimited)) {
+      if ((q = ShortBytes(q + 1, op_end, &op.value)) == nullptr) return nullptr;
+    }
+    if (known.ttl_ms != 0 && q < op_end && *q == MakeTag(known.ttl_ms, kVarint)) {
+      if ((q = wire::ReadVarint64(q + 1, op_end, &op.ttl_ms)) == nullptr) return nullptr;
+    }
+    if (q != op_end) return nullptr;
+    AddCommand(op);
+    return op_end;
+  }
+
+  // A length below 128 and that many bytes, within [p, end); nullptr otherwise.
+  static const uint8_t* ShortBytes(const uint8_t* p, const uint8_t* end, std::string_view* out) {
+    if (p >= end || *p >= 0x80 || *p > end - p - 1) return nullptr;
+    *out = View(p + 1, *p);
+    return p + 1 + *p;
+  }
+
   const uint8_t* ParseCommand(const uint8_t* p, const uint8_t* end, int depth) {
     Op op;
     while (p < end) {
@@ -170,7 +213,7 @@ class Decoder {
     if (op.field == 0) {
       out_->no_op_positions.push_back(static_cast<uint32_t>(index));
     } else {
-      out_->commands.push_back(ToCommand(op));
+      ToCommand(op, &out_->commands.emplace_back());
     }
   }
 
