@@ -38,7 +38,9 @@ void ExpectReply(const OwnedReply& got, const Want& want, size_t index) {
     EXPECT_GE(got.integer, want.int_min) << "reply " << index;
     EXPECT_LE(got.integer, want.int_max) << "reply " << index;
   }
-  if (want.type == ReplyType::kError) EXPECT_THAT(got.bytes, HasSubstr(want.bytes));
+  if (want.type == ReplyType::kError) {
+    EXPECT_THAT(got.bytes, HasSubstr(want.bytes));
+  }
 }
 
 void ReadAndCheck(Client& c, const std::vector<Want>& wants) {
