@@ -1,22 +1,33 @@
 #include "service/cache_service.h"
 
+#include <grpcpp/support/slice.h>
+
 #include <optional>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
-#include "absl/strings/str_cat.h"
 #include "core/command.h"
 #include "core/mutex.h"
+#include "service/batch_decoder.h"
+#include "service/response_encoder.h"
 #include "service/status.h"
-#include "service/translate.h"
 
 namespace crabcache::service {
+namespace {
 
-using crabcache::v1::BatchRequest;
-using crabcache::v1::BatchResponse;
+// Per-stream buffers that an unusually large batch grew beyond these are given back afterwards.
+constexpr size_t kKeepCommands = 4096;
+constexpr size_t kKeepFlatBytes = 1 << 20;
 
-// One BatchExecute stream.
+}  // namespace
+
+// One BatchExecute stream, served raw: a BatchRequest arrives as wire bytes, is decoded into
+// core::Commands that view those bytes (service/batch_decoder.h), runs through the executor, and
+// its results are encoded into gRPC slices that are sent as the BatchResponse
+// (service/response_encoder.h).
 //
 // Pipelining: when a batch has been read it is executed (on the gRPC thread that delivered it)
 // and, if no write is in flight, its response is written while the next batch is read. A batch
@@ -30,7 +41,7 @@ using crabcache::v1::BatchResponse;
 // Lifetime: created by BatchExecute, deleted by itself in OnDone (after gRPC's last callback).
 // mu_ guards the state machine only; it is never held while calling into gRPC or the executor.
 class CacheService::BatchReactor final
-    : public grpc::ServerBidiReactor<BatchRequest, BatchResponse> {
+    : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
   BatchReactor(CacheService* service, const auth::Grant& grant) : service_(service), grant_(grant) {
     service_->open_streams_.fetch_add(1, std::memory_order_relaxed);
@@ -47,30 +58,33 @@ class CacheService::BatchReactor final
       EndReads(std::nullopt);
       return;
     }
-    service_->bytes_in_.fetch_add(request_.ByteSizeLong(), std::memory_order_relaxed);
+    service_->bytes_in_.fetch_add(request_.Length(), std::memory_order_relaxed);
     if (!service_->StillAuthorized(&grant_)) {
+      ReleaseRequest();
       EndReads(grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
                             "the token of this stream was revoked; reconnect with a valid token"));
       return;
     }
-    const size_t limit = service_->options_.max_batch_commands;
-    if (static_cast<size_t>(request_.commands_size()) > limit) {
-      service_->oversized_batches_.fetch_add(1, std::memory_order_relaxed);
-      EndReads(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                            absl::StrCat("batch ", request_.id(), " has ", request_.commands_size(),
-                                         " commands; the limit is ", limit)));
+    if (std::optional<grpc::Status> error = Decode(); error.has_value()) {
+      ReleaseRequest();
+      EndReads(*std::move(error));
       return;
     }
 
-    BatchResponse* out;
+    int slot;
     {
       core::MutexLock lock(&mu_);
-      out = &responses_[1 - write_index_];  // Never the buffer being written.
+      slot = 1 - write_index_;  // Never the buffer being written.
     }
-    out->Clear();
-    ExecuteBatch(*service_->executor_, request_, out);
+    writer_.Reset(expected_response_bytes_);
+    encoder_.Begin(batch_.id, &writer_);
+    ExecuteDecoded(*service_->executor_, batch_, encoder_);
+    const size_t written = writer_.Finish(&responses_[slot]);
+    response_bytes_[slot] = written;
+    expected_response_bytes_ = written + written / 4;  // Room for the next one to be larger.
+    ReleaseRequest();
 
-    BatchResponse* to_write = nullptr;
+    grpc::ByteBuffer* to_write = nullptr;
     bool read_next = false;
     std::optional<grpc::Status> finish;
     {
@@ -81,9 +95,9 @@ class CacheService::BatchReactor final
       } else if (writing_) {
         pending_ = true;  // OnWriteDone writes it and starts the next read.
       } else {
-        write_index_ = 1 - write_index_;
+        write_index_ = slot;
         writing_ = true;
-        to_write = out;
+        to_write = &responses_[slot];
         read_next = reading_ = true;
       }
     }
@@ -93,15 +107,13 @@ class CacheService::BatchReactor final
   }
 
   void OnWriteDone(bool ok) override {
-    BatchResponse* to_write = nullptr;
+    grpc::ByteBuffer* to_write = nullptr;
     bool read_next = false;
     std::optional<grpc::Status> finish;
     {
       core::MutexLock lock(&mu_);
       writing_ = false;
-      // Serialising for the write cached the size: reading it costs nothing.
-      service_->bytes_out_.fetch_add(responses_[write_index_].GetCachedSize(),
-                                     std::memory_order_relaxed);
+      service_->bytes_out_.fetch_add(response_bytes_[write_index_], std::memory_order_relaxed);
       if (!ok) {
         // The stream is broken (cancelled or the peer went away): drop what is pending and read
         // no more. A read still in flight fails on its own and finishes the stream.
@@ -135,6 +147,40 @@ class CacheService::BatchReactor final
   }
 
  private:
+  // Decodes request_ into batch_. The stream's final status when the request is refused.
+  std::optional<grpc::Status> Decode() {
+    std::string_view bytes;
+    if (request_.TrySingleSlice(&request_slice_).ok()) {  // Decoded in place.
+      bytes = {reinterpret_cast<const char*>(request_slice_.begin()), request_slice_.size()};
+    } else {
+      // A message that arrived in several slices: one copy into the stream's flat buffer.
+      if (!request_.Dump(&request_slices_).ok()) {
+        return grpc::Status(grpc::StatusCode::INTERNAL, "cannot read the BatchRequest bytes");
+      }
+      flat_.clear();
+      for (const grpc::Slice& slice : request_slices_) {
+        flat_.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
+      }
+      request_slices_.clear();
+      bytes = flat_;
+    }
+    const absl::Status status =
+        DecodeBatchRequest(bytes, service_->options_.max_batch_commands, &batch_);
+    if (status.ok()) return std::nullopt;
+    (batch_.over_limit ? service_->oversized_batches_ : service_->malformed_batches_)
+        .fetch_add(1, std::memory_order_relaxed);
+    return ToGrpcStatus(status);
+  }
+
+  // Lets go of the request's bytes (and of what an unusually large batch grew).
+  void ReleaseRequest() {
+    request_slice_ = grpc::Slice();
+    request_.Clear();
+    batch_.Clear();
+    batch_.ShrinkIfAbove(kKeepCommands);
+    if (flat_.capacity() > kKeepFlatBytes) std::string().swap(flat_);
+  }
+
   // No more reads: finishes the stream once the write in flight (if any) is done. `error`, when
   // set, is the stream's final status.
   void EndReads(std::optional<grpc::Status> error) {
@@ -159,16 +205,24 @@ class CacheService::BatchReactor final
   // Immutable after construction.
   CacheService* const service_;
 
-  // Owned by the read path (only OnReadDone touches it after construction).
+  // Owned by the read path: only one read is in flight, gRPC orders StartRead before
+  // OnReadDone, and only OnReadDone touches these after construction.
   auth::Grant grant_;
+  grpc::ByteBuffer request_;                 // The message read; cleared once executed.
+  grpc::Slice request_slice_;                // Its bytes when they are one slice.
+  std::vector<grpc::Slice> request_slices_;  // Its slices otherwise (reused).
+  std::string flat_;                         // Those slices' bytes, contiguous (reused).
+  DecodedBatch batch_;                       // Views into request_slice_ or flat_.
+  SliceWriter writer_;
+  BatchResponseEncoder encoder_;
+  size_t expected_response_bytes_ = 0;  // Sizes the next response's first chunk.
 
-  // Owned by the read path: only one read is in flight, and gRPC orders StartRead before
-  // OnReadDone.
-  BatchRequest request_;
   // responses_[write_index_] is being written while writing_; responses_[1 - write_index_] is
-  // filled by the read path and, while pending_, waits for that write to end. The buffers are not
-  // guarded themselves: who owns which follows from write_index_/pending_, flipped under mu_.
-  BatchResponse responses_[2];
+  // filled by the read path and, while pending_, waits for that write to end. The buffers (and
+  // their sizes) are not guarded themselves: who owns which follows from write_index_/pending_,
+  // flipped under mu_.
+  grpc::ByteBuffer responses_[2];
+  size_t response_bytes_[2] = {0, 0};
 
   core::Mutex mu_;
   int write_index_ ABSL_GUARDED_BY(mu_) = 1;
@@ -183,7 +237,7 @@ class CacheService::BatchReactor final
 namespace {
 
 // A BatchExecute call refused before it started: finishes at once with `status`.
-class RejectedStream final : public grpc::ServerBidiReactor<BatchRequest, BatchResponse> {
+class RejectedStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
   explicit RejectedStream(const grpc::Status& status) { Finish(status); }
   void OnDone() override { delete this; }
@@ -262,7 +316,7 @@ bool CacheService::StillAuthorized(auth::Grant* grant) {
   return false;
 }
 
-grpc::ServerBidiReactor<BatchRequest, BatchResponse>* CacheService::BatchExecute(
+grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* CacheService::BatchExecute(
     grpc::CallbackServerContext* context) {
   auth::Grant grant;
   if (grpc::Status s = Authenticate(context, &grant); !s.ok()) return new RejectedStream(s);

@@ -14,6 +14,16 @@
 
 namespace crabcache::service {
 
+// The generated service with BatchExecute served raw: its messages arrive and leave as wire bytes
+// (grpc::ByteBuffer) that service/batch_decoder.h and service/response_encoder.h translate, so a
+// batch costs no protobuf message objects. Clients see no difference: the bytes are the same
+// BatchRequest and BatchResponse messages. The unary methods stay typed.
+using CacheServiceBase = crabcache::v1::Cache::WithCallbackMethod_Get<
+    crabcache::v1::Cache::WithCallbackMethod_Set<crabcache::v1::Cache::WithCallbackMethod_Delete<
+        crabcache::v1::Cache::WithCallbackMethod_Ping<
+            crabcache::v1::Cache::WithRawCallbackMethod_BatchExecute<
+                crabcache::v1::Cache::Service>>>>>;
+
 struct CacheServiceOptions {
   // A BatchRequest with more commands fails its stream with INVALID_ARGUMENT.
   size_t max_batch_commands = 10000;
@@ -22,8 +32,8 @@ struct CacheServiceOptions {
   const auth::TokenStore* tokens = nullptr;
 };
 
-// Serves BatchExecute (one reactor per stream, see cache_service.cc) and the unary RPCs, all
-// through the shared core executor, on gRPC's callback threads.
+// Serves BatchExecute (one reactor per stream, see cache_service.cc; raw, see CacheServiceBase)
+// and the unary RPCs, all through the shared core executor, on gRPC's callback threads.
 //
 // Authentication (options.tokens set): every RPC handler starts with Authenticate(), before it
 // reads a message or runs a command; a refused call ends with UNAUTHENTICATED. A BatchExecute
@@ -35,13 +45,13 @@ struct CacheServiceOptions {
 // itself (each stream's reactor has its own). The counters are atomics readable from any thread.
 // Ownership: `executor` is not owned and must outlive the service; the service must outlive the
 // grpc::Server it is registered with (i.e. until Server::Wait returns).
-class CacheService final : public crabcache::v1::Cache::CallbackService {
+class CacheService final : public CacheServiceBase {
  public:
   CacheService(const core::Executor* executor, const CacheServiceOptions& options);
   CacheService(const CacheService&) = delete;
   CacheService& operator=(const CacheService&) = delete;
 
-  grpc::ServerBidiReactor<crabcache::v1::BatchRequest, crabcache::v1::BatchResponse>* BatchExecute(
+  grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* BatchExecute(
       grpc::CallbackServerContext* context) override;
   grpc::ServerUnaryReactor* Get(grpc::CallbackServerContext* context,
                                 const crabcache::v1::GetRequest* request,
@@ -60,12 +70,15 @@ class CacheService final : public crabcache::v1::Cache::CallbackService {
   int64_t open_streams() const { return open_streams_.load(std::memory_order_relaxed); }
   // BatchExecute streams ever opened. For metrics.
   uint64_t streams_total() const { return streams_total_.load(std::memory_order_relaxed); }
-  // Protobuf-encoded BatchExecute payload bytes read and written (gRPC and HTTP/2 framing not
-  // included). For metrics.
+  // BatchExecute message bytes read and written: the exact serialized BatchRequest and
+  // BatchResponse sizes (gRPC and HTTP/2 framing not included). For metrics.
   uint64_t bytes_in() const { return bytes_in_.load(std::memory_order_relaxed); }
   uint64_t bytes_out() const { return bytes_out_.load(std::memory_order_relaxed); }
-  // Streams failed because a BatchRequest had more than max_batch_commands commands.
+  // Streams failed because a BatchRequest had more than max_batch_commands commands (malformed
+  // requests, which also end their stream with INVALID_ARGUMENT, are not counted here).
   uint64_t oversized_batches() const { return oversized_batches_.load(std::memory_order_relaxed); }
+  // Streams failed because a BatchRequest was not a valid protobuf message.
+  uint64_t malformed_batches() const { return malformed_batches_.load(std::memory_order_relaxed); }
   // Calls refused by authentication, by AuthResult (index 0, kOk, stays 0).
   uint64_t auth_failures(AuthResult why) const {
     return auth_failures_[static_cast<size_t>(why)].load(std::memory_order_relaxed);
@@ -90,6 +103,7 @@ class CacheService final : public crabcache::v1::Cache::CallbackService {
   std::atomic<uint64_t> bytes_in_{0};
   std::atomic<uint64_t> bytes_out_{0};
   std::atomic<uint64_t> oversized_batches_{0};
+  std::atomic<uint64_t> malformed_batches_{0};
   std::array<std::atomic<uint64_t>, kNumAuthResults> auth_failures_{};
 };
 

@@ -9,32 +9,12 @@
 #include "core/string_view.h"
 
 namespace crabcache::service {
-namespace {
 
 using crabcache::v1::Command;
 
-crabcache::v1::Code ToProtoCode(const core::Result& result) {
-  switch (result.code) {
-    case core::ResultCode::kOk:
-    case core::ResultCode::kStats:
-      return crabcache::v1::OK;
-    case core::ResultCode::kPong:
-      return crabcache::v1::PONG;
-    case core::ResultCode::kHit:
-      return crabcache::v1::HIT;
-    case core::ResultCode::kMiss:
-      return crabcache::v1::MISS;
-    case core::ResultCode::kNotFound:
-      return crabcache::v1::NOT_FOUND;
-    case core::ResultCode::kTtl:
-      return result.ttl_ms == core::kTtlMissing ? crabcache::v1::NOT_FOUND : crabcache::v1::OK;
-    case core::ResultCode::kError:
-      return crabcache::v1::ERROR;
-  }
-  return crabcache::v1::ERROR;
+std::string ErrorText(const core::Result& result) {
+  return absl::StrCat(absl::StatusCodeToString(result.error), ": ", core::ToAbsl(result.value));
 }
-
-}  // namespace
 
 std::optional<core::Command> ToCoreCommand(const Command& command) {
   switch (command.op_case()) {
@@ -72,8 +52,7 @@ void ToProtoResult(const core::Result& result, crabcache::v1::Result* out) {
       out->set_ttl_ms(result.ttl_ms);
       break;
     case core::ResultCode::kError:
-      out->set_error(
-          absl::StrCat(absl::StatusCodeToString(result.error), ": ", core::ToAbsl(result.value)));
+      out->set_error(ErrorText(result));
       break;
     default:
       break;
@@ -104,7 +83,7 @@ void ExecuteBatch(const core::Executor& executor, const crabcache::v1::BatchRequ
     }
     auto* error = results->Add();
     error->set_code(crabcache::v1::ERROR);
-    error->set_error("INVALID_ARGUMENT: command has no operation set");
+    error->set_error(kNoOperationError.data(), kNoOperationError.size());
   }
   if (!commands.empty()) executor.Execute(core::Frontend::kGrpc, commands, sink);
   commands.clear();

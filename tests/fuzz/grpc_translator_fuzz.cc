@@ -1,10 +1,17 @@
-// libFuzzer target for the gRPC request translator (service/translate.h): a serialized
-// crabcache.v1.BatchRequest in, a BatchResponse out, against a fresh store, checked against a
-// model of the cache.
+// libFuzzer target for the gRPC request path: service/translate.h (typed) and the raw
+// BatchExecute codec (service/batch_decoder.h, service/response_encoder.h) that the server runs.
 //
-// Each input that parses as a BatchRequest runs twice through service::ExecuteBatch: at t0, then
-// again at t0 + (id % 100000) ms, so TTLs set by the first run may have expired for the second.
-// Invariants checked on every run (a violation aborts, which libFuzzer reports):
+// Every input, well-formed or not, first goes through testing::CompareDecoders
+// (service/codec_check.h): the raw decoder never crashes, accepts exactly what protobuf's parser
+// accepts, decodes it to the commands protobuf's message translates to (and protobuf's
+// re-serialization to the same again), and enforces a command limit (input size % 7) exactly.
+//
+// Each input that parses as a BatchRequest then runs twice, at t0 and again at
+// t0 + (id % 100000) ms, so TTLs set by the first run may have expired for the second; each run
+// goes through the typed path (service::ExecuteBatch) on one store and the raw path on a twin
+// store (testing::CompareResponses: the raw response bytes are protobuf's serialization of the
+// typed response). Invariants checked on every run (a violation aborts, which libFuzzer reports):
+//   - the raw and typed responses agree byte for byte (STATS JSON aside, see codec_check.h);
 //   - one Result per Command, in order, and the response echoes the request id;
 //   - each Result is what a model (a map of key -> value and expiry, with the store's limits and
 //     no memory limit, so nothing is evicted) predicts: PONG for ping; OK or a limit ERROR for
@@ -19,11 +26,13 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "core/clock.h"
 #include "core/executor.h"
 #include "core/store.h"
 #include "crabcache/v1/cache.pb.h"
+#include "service/codec_check.h"
 #include "service/translate.h"
 
 namespace crabcache::service {
@@ -165,10 +174,19 @@ class Model {
   std::map<std::string, ModelEntry> entries_;
 };
 
-void RunAndCheck(const core::Executor& executor, const BatchRequest& request, Model& model,
-                 uint64_t now) {
+void CheckEmpty(const std::string& diff) {
+  if (!diff.empty()) {
+    std::fprintf(stderr, "grpc_translator_fuzz: %s\n", diff.c_str());
+    std::abort();
+  }
+}
+
+// One run of the request through both paths (typed on `typed`, raw on `raw`, twin stores),
+// checked against each other and the typed result against the model.
+void RunAndCheck(const core::Executor& typed, const core::Executor& raw, std::string_view bytes,
+                 const BatchRequest& request, Model& model, uint64_t now) {
   BatchResponse response;
-  ExecuteBatch(executor, request, &response);
+  CheckEmpty(testing::CompareResponses(typed, raw, bytes, &response));
   Check(response.id() == request.id(), "the response echoes the id");
   Check(response.results_size() == request.commands_size(), "one result per command");
   for (int i = 0; i < request.commands_size(); ++i) {
@@ -181,16 +199,23 @@ void RunAndCheck(const core::Executor& executor, const BatchRequest& request, Mo
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   namespace cc = crabcache;
+  const std::string_view bytes(reinterpret_cast<const char*>(data), size);
   cc::v1::BatchRequest request;
-  if (!request.ParseFromArray(data, static_cast<int>(size))) return -1;  // Not kept in the corpus.
+  cc::service::CheckEmpty(cc::testing::CompareDecoders(bytes, size % 7));
+  // Malformed inputs stay in the corpus: they exercise the decoder's refusals.
+  if (!request.ParseFromArray(data, static_cast<int>(size))) return 0;
+
   cc::core::FakeClock clock(cc::service::kEpoch);
-  cc::core::Store store(cc::core::StoreOptions{.num_shards = 2, .clock = &clock, .hash_seed = 1});
-  cc::core::Executor executor(&store, nullptr,
-                              cc::core::ExecutorOptions{.max_key_bytes = cc::service::kMaxKey,
-                                                        .max_value_bytes = cc::service::kMaxValue});
+  const cc::core::StoreOptions store_options{.num_shards = 2, .clock = &clock, .hash_seed = 1};
+  const cc::core::ExecutorOptions limits{.max_key_bytes = cc::service::kMaxKey,
+                                         .max_value_bytes = cc::service::kMaxValue};
+  cc::core::Store typed_store(store_options);
+  cc::core::Store raw_store(store_options);
+  cc::core::Executor typed(&typed_store, nullptr, limits);
+  cc::core::Executor raw(&raw_store, nullptr, limits);
   cc::service::Model model;
-  cc::service::RunAndCheck(executor, request, model, clock.NowMs());
+  cc::service::RunAndCheck(typed, raw, bytes, request, model, clock.NowMs());
   clock.Advance(request.id() % 100000);
-  cc::service::RunAndCheck(executor, request, model, clock.NowMs());
+  cc::service::RunAndCheck(typed, raw, bytes, request, model, clock.NowMs());
   return 0;
 }

@@ -17,6 +17,52 @@ import crabcache_testing as ct  # noqa: E402  pylint: disable=wrong-import-posit
 OUT = os.path.join(HERE, "corpus", "grpc_translator")
 
 
+def varint(v):
+    out = bytearray()
+    while v >= 0x80:
+        out.append((v & 0x7F) | 0x80)
+        v >>= 7
+    out.append(v)
+    return bytes(out)
+
+
+def tag(field, wire_type):
+    return varint(field << 3 | wire_type)
+
+
+def ld(field, payload):
+    return tag(field, 2) + varint(len(payload)) + payload
+
+
+def wire_seeds():
+    """Hand-built wire bytes for the raw decoder: what protobuf accepts without producing it
+    (repeated fields, merged and replaced oneof cases, unknown fields of every wire type, known
+    numbers with other wire types, overlong varints) and what it refuses."""
+    def cmd(body):
+        return ld(2, body)
+
+    get_k = cmd(ld(3, ld(1, b"k")))
+    unknown = (tag(15, 0) + varint(300) + tag(16, 1) + b"f" * 8 + ld(1000, b"skip") +
+               tag(17, 5) + b"g" * 4 + tag(18, 3) + tag(1, 0) + b"\x01" + tag(18, 4))
+    return {
+        "wire_repeated_fields": (tag(1, 0) + varint(5) + cmd(ld(2, ld(1, b"a") + ld(2, b"x")) +
+                                                             ld(2, ld(1, b"b"))) +
+                                 tag(1, 0) + varint(7) + get_k),
+        "wire_oneof_replaced": cmd(ld(2, ld(1, b"a")) + ld(3, ld(1, b"g")) + ld(2, ld(2, b"y"))),
+        "wire_unknown_fields": unknown + cmd(unknown + ld(3, unknown + ld(1, b"k"))) + unknown,
+        "wire_other_wire_types": (ld(1, b"id?") + tag(2, 0) + varint(5) +
+                                  cmd(tag(3, 3) + tag(3, 4) +
+                                      ld(2, tag(1, 0) + varint(7) + ld(1, b"key")))),
+        "wire_overlong_varints": (b"\x08" + b"\xff" * 9 + b"\x7f" + b"\x88\x80\x80\x80\x70\x03" +
+                                  tag(2, 2) + b"\x82\x80\x80\x80\x00" + ld(7, b"")),
+        "wire_bad_zero_tag": get_k + b"\x00",
+        "wire_bad_truncated_key": cmd(ld(3, tag(1, 2) + varint(9) + b"abc")),
+        "wire_bad_group_end": tag(5, 3) + tag(6, 4),
+        "wire_bad_deep_groups": tag(5, 3) * 101 + tag(5, 4) * 101,
+        "wire_bad_length_2gib": tag(9, 2) + b"\x80\x80\x80\x80\x08",
+    }
+
+
 def main():
     pb2, _ = ct.generate_stubs(tempfile.mkdtemp(prefix="translator-seeds-"))
     C = pb2.Command
@@ -54,6 +100,7 @@ def main():
         "overwrite": batch(10, set_(b"o", b"1", 5), set_(b"o", b"2"), get(b"o"),
                            C(ttl=pb2.Ttl(key=b"o"))),
     }
+    seeds.update(wire_seeds())
     os.makedirs(OUT, exist_ok=True)
     for name, data in seeds.items():
         with open(os.path.join(OUT, name), "wb") as f:
