@@ -16,6 +16,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/log.h"
+#include "fastpath/epoll_loop.h"
 #include "fastpath/event_loop.h"
 
 namespace crabcache::fastpath {
@@ -309,7 +310,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   const int threads = options.threads > 0 ? options.threads : CpusAvailable();
   std::vector<internal::EventLoop*> loops;
   for (int i = 0; i < threads; ++i) {
-    auto loop = std::make_unique<internal::EventLoop>(config);
+    std::unique_ptr<internal::EventLoop> loop = std::make_unique<internal::EpollLoop>(config);
     if (absl::Status s = loop->Init(); !s.ok()) {
       close(listen_fd);
       return s;
