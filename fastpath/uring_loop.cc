@@ -55,6 +55,21 @@ constexpr uint64_t kTagMask = 3;
 
 std::string Errno(const char* what, int error) { return absl::StrCat(what, ": ", strerror(error)); }
 
+std::string SetUpError(int error) {
+  const char* hint = "";
+  switch (error) {
+    case EINVAL:      // A flag this kernel does not know (DEFER_TASKRUN is the newest, 6.1).
+    case EOPNOTSUPP:  // No IORING_FEAT_EXT_ARG (SetUpRing).
+      hint = " (the io_uring loop needs Linux 6.1 or later)";
+      break;
+    case EPERM:   // kernel.io_uring_disabled, or a seccomp filter that answers EPERM.
+    case ENOSYS:  // No io_uring in this kernel, or a seccomp filter (Docker's answers ENOSYS).
+      hint = " (io_uring is disabled: seccomp profile or kernel.io_uring_disabled)";
+      break;
+  }
+  return absl::StrCat(Errno("io_uring_setup", error), hint);
+}
+
 // Creates a disabled ring with kRingFlags; 0 or -errno.
 int SetUpRing(unsigned entries, io_uring* ring) {
   io_uring_params params{};
@@ -102,7 +117,7 @@ UringLoop::~UringLoop() {
 absl::Status UringLoop::Init() {
   if (absl::Status s = EventLoop::Init(); !s.ok()) return s;
   if (const int r = SetUpRing(kSqEntries, ring_.get()); r < 0) {
-    return absl::UnavailableError(Errno("io_uring_setup", -r));
+    return absl::UnavailableError(SetUpError(-r));
   }
   ring_ready_ = true;
   // One mapping: the ring of buffer descriptors (page-aligned, as the kernel requires), then
@@ -534,10 +549,7 @@ absl::Status ExerciseRing(io_uring* ring, ProbeBuffers* buffers, bool* receive_e
 absl::Status ProbeIoUring() {
   io_uring ring;
   if (const int r = internal::SetUpRing(8, &ring); r < 0) {
-    if (r == -EOPNOTSUPP) {
-      return absl::UnavailableError("io_uring lacks IORING_FEAT_EXT_ARG (kernel older than 5.11)");
-    }
-    return absl::UnavailableError(internal::Errno("io_uring_setup", -r));
+    return absl::UnavailableError(internal::SetUpError(-r));
   }
   auto buffers = std::make_unique<ProbeBuffers>();
   bool receive_ended = true;
