@@ -102,7 +102,7 @@ void Executor::Execute(Frontend frontend, absl::Span<const Command> batch, Resul
     const ResultCode code = WithinLimits(spec, c, options_, sink)
                                 ? spec.handler(ctx, c, hashes[i], sink)
                                 : ResultCode::kError;
-    ++m.counts[static_cast<size_t>(c.id)][static_cast<size_t>(OutcomeOf(code))];
+    m.Add(c.id, OutcomeOf(code));
   }
   if (metrics_ == nullptr) return;
   m.frontend = frontend;

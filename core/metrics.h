@@ -29,7 +29,17 @@ struct BatchMetrics {
   uint32_t commands = 0;
   uint64_t latency_ns = 0;  // Time spent inside Executor::Execute.
   std::array<std::array<uint32_t, kNumOutcomes>, kNumCommands> counts{};  // [command][outcome]
+  // Bit (command * kNumOutcomes + outcome) is set for every non-zero count, so a sink visits
+  // only the cells a batch touched (usually one or two) instead of all of them.
+  uint32_t touched = 0;
+
+  void Add(CommandId command, Outcome outcome, uint32_t n = 1) {
+    const size_t c = static_cast<size_t>(command), o = static_cast<size_t>(outcome);
+    counts[c][o] += n;
+    touched |= uint32_t{1} << (c * kNumOutcomes + o);
+  }
 };
+static_assert(kNumCommands * kNumOutcomes <= 32, "BatchMetrics::touched is a 32-bit mask");
 
 // Receives one call per executed batch. Implementations must be thread-safe: batches run
 // concurrently on every front end thread. Must not block or take long.

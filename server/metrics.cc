@@ -1,6 +1,7 @@
 #include "server/metrics.h"
 
 #include <algorithm>
+#include <bit>
 #include <limits>
 #include <map>
 
@@ -119,12 +120,9 @@ Metrics::Block& Metrics::MyBlock() {
 
 void Metrics::RecordBatch(const core::BatchMetrics& batch) {
   PerFrontend& fe = MyBlock().fe[static_cast<size_t>(batch.frontend)];
-  for (size_t c = 0; c < core::kNumCommands; ++c) {
-    for (size_t o = 0; o < core::kNumOutcomes; ++o) {
-      if (const uint32_t n = batch.counts[c][o]; n != 0) {
-        fe.commands[c * core::kNumOutcomes + o].Add(n);
-      }
-    }
+  for (uint32_t touched = batch.touched; touched != 0; touched &= touched - 1) {
+    const int cell = std::countr_zero(touched);
+    fe.commands[cell].Add(batch.counts[cell / core::kNumOutcomes][cell % core::kNumOutcomes]);
   }
   fe.size_sum.Add(batch.commands);
   fe.size_buckets[BucketOf(batch.commands, kBatchCommandBuckets.data(),

@@ -16,12 +16,9 @@ core::BatchMetrics Batch(core::Frontend fe, uint32_t gets_hit, uint32_t gets_mis
   b.frontend = fe;
   b.commands = gets_hit + gets_miss + sets;
   b.latency_ns = latency_ns;
-  b.counts[static_cast<size_t>(core::CommandId::kGet)][static_cast<size_t>(core::Outcome::kHit)] =
-      gets_hit;
-  b.counts[static_cast<size_t>(core::CommandId::kGet)][static_cast<size_t>(core::Outcome::kMiss)] =
-      gets_miss;
-  b.counts[static_cast<size_t>(core::CommandId::kSet)][static_cast<size_t>(core::Outcome::kOk)] =
-      sets;
+  if (gets_hit != 0) b.Add(core::CommandId::kGet, core::Outcome::kHit, gets_hit);
+  if (gets_miss != 0) b.Add(core::CommandId::kGet, core::Outcome::kMiss, gets_miss);
+  if (sets != 0) b.Add(core::CommandId::kSet, core::Outcome::kOk, sets);
   return b;
 }
 
