@@ -57,7 +57,16 @@ class Crabcached {
         "--grpc_port=0",      "--metrics_address=127.0.0.1:0", "--threads=2",
         "--max_memory=256Mi", "--ready_file=" + ready};
     for (std::string& f : extra_flags) args.push_back(std::move(f));
+    if (args[0].empty()) {  // Run outside ctest without CRABCACHED=path/to/crabcached.
+      early_exit_ = 127;
+      return;
+    }
     pid_ = fork();
+    if (pid_ < 0) {
+      pid_ = -1;
+      early_exit_ = 127;
+      return;
+    }
     if (pid_ == 0) {
       std::freopen(log_.c_str(), "w", stderr);
       if (deny_io_uring && !testing::DenyIoUring(EPERM)) _exit(126);
@@ -96,6 +105,8 @@ class Crabcached {
 
   // SIGTERM, then the exit status (or -1 if it did not exit within 30 s).
   int Terminate() {
+    // Never kill(-1 or 0, ...): that signals every process we may signal (as root, the machine).
+    if (pid_ <= 0) return -1;
     kill(pid_, SIGTERM);
     const absl::Time deadline = absl::Now() + absl::Seconds(30);
     while (absl::Now() < deadline) {
