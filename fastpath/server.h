@@ -110,7 +110,9 @@ struct ServerOptions {
   // Time source for idle_timeout and lingering closes; null means core::SystemClock(). Not
   // owned. Tests pass a core::FakeClock (loops still wake every few ms to look at it).
   const core::Clock* clock = nullptr;
-  IoEngine io_engine = IoEngine::kAuto;
+  // epoll by default: io_uring is faster with small values, slower with large ones
+  // (docs/operations.md, "The fast path I/O engine").
+  IoEngine io_engine = IoEngine::kEpoll;
   // Replaces ProbeIoUring (tests simulate a runtime that blocks io_uring); null: the real probe.
   absl::Status (*io_uring_probe)() = nullptr;
 };

@@ -45,9 +45,10 @@ ABSL_FLAG(ByteSize, output_hard_limit, ByteSize{64 << 20},
           "Fast path: close a connection whose unsent replies exceed this.");
 ABSL_FLAG(absl::Duration, idle_timeout, absl::Seconds(60),
           "Fast path: close a connection stalled mid-frame this long (0: never).");
-ABSL_FLAG(std::string, io_engine, "auto",
+ABSL_FLAG(std::string, io_engine, "epoll",
           "Fast path I/O: epoll, io_uring (start-up fails if the kernel or a seccomp profile "
-          "forbids it), or auto (io_uring when a start-up probe passes, else epoll).");
+          "forbids it), or auto (io_uring when a start-up probe passes, else epoll). epoll is "
+          "the default: io_uring is slower with large values (docs/operations.md).");
 ABSL_FLAG(ByteSize, grpc_max_message_bytes, ByteSize{64 << 20},
           "gRPC: largest message received or sent.");
 ABSL_FLAG(int, grpc_max_concurrent_streams, 1024, "gRPC: concurrent streams per connection.");

@@ -556,8 +556,12 @@ absl::Status DeniedProbe() {
 TEST(IoEngineTest, AutoFallsBackToEpollWhenTheProbeFails) {
   core::Store store(core::StoreOptions{.num_shards = 2});
   core::Executor executor(&store, nullptr);
-  absl::StatusOr<std::unique_ptr<Server>> server = Server::Start(
-      {.address = "127.0.0.1", .port = 0, .threads = 1, .io_uring_probe = &DeniedProbe}, &executor);
+  absl::StatusOr<std::unique_ptr<Server>> server = Server::Start({.address = "127.0.0.1",
+                                                                  .port = 0,
+                                                                  .threads = 1,
+                                                                  .io_engine = IoEngine::kAuto,
+                                                                  .io_uring_probe = &DeniedProbe},
+                                                                 &executor);
   ASSERT_TRUE(server.ok()) << server.status();
   EXPECT_EQ((*server)->io_engine(), IoEngine::kEpoll);
   EXPECT_THAT((*server)->io_engine_fallback_reason(), HasSubstr("Operation not permitted"));
