@@ -1,34 +1,20 @@
 #include "fastpath/event_loop.h"
 
 #include <errno.h>
-#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <cassert>
-#include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <string>
 
 #include "absl/strings/str_cat.h"
-#include "core/log.h"
+#include "absl/time/clock.h"
 
 namespace crabcache::fastpath::internal {
 namespace {
 
-// Reads into the scratch buffer are this large; a connection's own input buffer reserves at
-// least this much (or the rest of the frame it is waiting for, within the read budget).
-constexpr size_t kReadChunk = 64 << 10;
-constexpr int kMaxEvents = 256;
-// The loop keeps a scratch output block up to this size between turns; bigger ones (a turn that
-// answered large values) go back to the allocator.
-constexpr size_t kKeepScratchOut = 1 << 20;
-// Unsent output left in the scratch block after a short write: copied to the connection when
-// small, the whole block handed over when large.
-constexpr size_t kHandOverBytes = 64 << 10;
 // Bytes a graceful close reads and drops so that close() sends FIN rather than RST.
 constexpr size_t kDrainOnCloseBytes = 1 << 20;
 
@@ -43,47 +29,18 @@ constexpr std::string_view kAuthRevoked =
     "UNAUTHENTICATED: the token of this connection was revoked; reconnect with a valid token";
 static_assert(kMaxTokenBytes >= auth::kMaxTokenBytes, "the parser must admit every valid token");
 
-// Single-writer counter update: no locked instruction on the hot path.
-void Add(std::atomic<uint64_t>& counter, uint64_t n) {
-  counter.store(counter.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
-}
-
-[[noreturn]] void Die(const char* what) {
-  std::fprintf(stderr, "crabcache fastpath: %s: %s\n", what, std::strerror(errno));
-  std::abort();
+// Reads and drops what the peer sent and we never read (at most kDrainOnCloseBytes).
+void DrainSocket(int fd) {
+  char sink[16 << 10];
+  size_t drained = 0;
+  while (drained < kDrainOnCloseBytes) {
+    const ssize_t n = read(fd, sink, sizeof(sink));
+    if (n <= 0) break;
+    drained += static_cast<size_t>(n);
+  }
 }
 
 }  // namespace
-
-enum class ConnState : uint8_t {
-  kOpen,       // Serving requests.
-  kLingering,  // Malformed frame answered: flush, half-close, drop input until EOF or timeout.
-  kDraining,   // Server shutting down: flush, then close.
-};
-
-// One client connection; owned and touched only by its loop's thread.
-struct Connection {
-  int fd = -1;          // -1 once closed.
-  uint32_t events = 0;  // What is registered with epoll now.
-  ConnState state = ConnState::kOpen;
-  bool paused = false;       // Backpressure: no reading or executing until output drains.
-  bool peer_closed = false;  // Read returned 0: answer what is buffered, then close.
-  bool write_shut = false;   // shutdown(SHUT_WR) done (lingering).
-  size_t index = 0;          // Position in EventLoop::conns_.
-  size_t need_hint = 0;      // Size of the partial frame held in `in`, as far as known.
-  // Held only while non-empty (a partial frame or frames paused by backpressure; unsent replies).
-  Buffer in;
-  Buffer out;
-  core::Millis frame_started = 0;    // When the partial frame in `in` began; 0: none.
-  core::Millis stalled_since = 0;    // Paused: the last time output made progress.
-  core::Millis linger_deadline = 0;  // Lingering: close at this time at the latest.
-  uint64_t accounted_bytes = 0;      // Buffer capacity included in counters_.buffer_bytes.
-  // Authentication (only when the loop has tokens).
-  bool authenticated = false;
-  uint8_t auth_failures = 0;
-  core::Millis accepted_at = 0;
-  auth::Grant grant;  // Which token let it in, to notice its revocation.
-};
 
 EventLoop::EventLoop(const LoopConfig& config)
     : config_(config),
@@ -96,34 +53,32 @@ EventLoop::~EventLoop() {
     if (c->fd >= 0) CloseFd(c->fd);
     delete c;
   }
-  Reap();
+  // A connection the kernel may still refer to (only if an engine could not wait for its
+  // operations to end) is leaked rather than freed under the kernel's feet.
+  for (Connection* c : graveyard_) {
+    if (c->ops_in_flight == 0) delete c;
+  }
   {
     core::MutexLock lock(&mu_);
     for (int fd : pending_fds_) CloseFd(fd);
     pending_fds_.clear();
   }
   if (wake_fd_ >= 0) close(wake_fd_);
-  if (epoll_fd_ >= 0) close(epoll_fd_);
 }
 
 absl::Status EventLoop::Init() {
-  epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
-  if (epoll_fd_ < 0) return absl::InternalError(absl::StrCat("epoll_create1: ", strerror(errno)));
   wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (wake_fd_ < 0) return absl::InternalError(absl::StrCat("eventfd: ", strerror(errno)));
-  epoll_event ev{};
-  ev.events = EPOLLIN;
-  ev.data.ptr = nullptr;  // The wake fd is the only registration without a Connection.
-  if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev) != 0) {
-    return absl::InternalError(absl::StrCat("epoll_ctl: ", strerror(errno)));
-  }
-  scratch_in_.Reserve(kReadChunk);
   batch_.reserve(config_.max_batch_commands);
   return absl::OkStatus();
 }
 
 void EventLoop::Start() {
-  thread_ = std::thread([this] { Run(); });
+  thread_ = std::thread([this] {
+    now_ = config_.clock->NowMs();
+    next_sweep_ = now_ + tick_ms_;
+    Run();
+  });
 }
 
 void EventLoop::Join() {
@@ -165,47 +120,19 @@ void EventLoop::AddStats(ServerStats* s) const {
   s->buffer_bytes += counters_.buffer_bytes.load(kRelaxed);
 }
 
-void EventLoop::Run() {
-  epoll_event events[kMaxEvents];
-  now_ = config_.clock->NowMs();
-  next_sweep_ = now_ + tick_ms_;
-  for (;;) {
-    int timeout_ms = static_cast<int>(tick_ms_);
-    if (shutting_down_) {
-      if (conns_.empty()) break;
-      const absl::Duration left = shutdown_deadline_ - absl::Now();
-      if (left <= absl::ZeroDuration()) break;
-      timeout_ms = std::min<int64_t>(
-          timeout_ms, absl::ToInt64Milliseconds(absl::Ceil(left, absl::Milliseconds(1))));
-    }
-    const int n = epoll_wait(epoll_fd_, events, kMaxEvents, timeout_ms);
-    if (n < 0 && errno != EINTR) Die("epoll_wait");
-    now_ = config_.clock->NowMs();
-    for (int i = 0; i < n; ++i) {
-      if (events[i].data.ptr == nullptr) {
-        OnWake();
-      } else {
-        OnEvent(static_cast<Connection*>(events[i].data.ptr), events[i].events);
-      }
-    }
-    Reap();
-    if (now_ >= next_sweep_) {
-      Sweep();
-      Reap();
-      next_sweep_ = now_ + tick_ms_;
-    }
+int EventLoop::WaitMs() const {
+  int timeout_ms = static_cast<int>(tick_ms_);
+  if (shutting_down_) {
+    if (conns_.empty()) return -1;
+    const absl::Duration left = shutdown_deadline_ - absl::Now();
+    if (left <= absl::ZeroDuration()) return -1;
+    timeout_ms = static_cast<int>(std::min<int64_t>(
+        timeout_ms, absl::ToInt64Milliseconds(absl::Ceil(left, absl::Milliseconds(1)))));
   }
-  // Shutdown: whatever is still open had its chance to flush.
-  while (!conns_.empty()) Close(conns_.back(), /*graceful=*/false);
-  Reap();
-  scratch_in_.Release();
-  scratch_out_.Release();
-  counters_.buffer_bytes.store(0, std::memory_order_relaxed);
+  return timeout_ms;
 }
 
-void EventLoop::OnWake() {
-  uint64_t value;
-  (void)!read(wake_fd_, &value, sizeof(value));
+void EventLoop::TakeHandoff() {
   std::vector<int> fds;
   bool shutdown;
   absl::Time deadline;
@@ -228,18 +155,25 @@ void EventLoop::OnWake() {
   }
 }
 
+void EventLoop::FinishTurn() {
+  Reap();
+  if (now_ >= next_sweep_) {
+    Sweep();
+    Reap();
+    next_sweep_ = now_ + tick_ms_;
+  }
+}
+
+void EventLoop::CloseAll() {
+  // Shutdown: whatever is still open had its chance to flush.
+  while (!conns_.empty()) Close(conns_.back(), /*graceful=*/false);
+  Reap();
+}
+
 void EventLoop::AddConnection(int fd) {
-  auto* c = new Connection;
-  c->fd = fd;
-  c->events = EPOLLIN;
-  epoll_event ev{};
-  ev.events = EPOLLIN;
-  ev.data.ptr = c;
-  if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
-    core::Log(core::LogLevel::kWarning, "fastpath: epoll_ctl add failed",
-              {{"error", strerror(errno)}});
+  Connection* c = NewConnection(fd);
+  if (c == nullptr) {
     CloseFd(fd);
-    delete c;
     return;
   }
   c->accepted_at = now_;
@@ -251,14 +185,14 @@ void EventLoop::StartShutdown() {
   shutting_down_ = true;
   for (size_t i = conns_.size(); i-- > 0;) {
     Connection* c = conns_[i];
-    if (c->state == ConnState::kLingering && c->out.empty()) {
+    if (c->state == ConnState::kLingering && Unsent(c) == 0) {
       Close(c, /*graceful=*/true);
       continue;
     }
     c->state = ConnState::kDraining;
     c->paused = false;
     c->in.Release();
-    if (c->out.empty()) {
+    if (Unsent(c) == 0) {
       Close(c, /*graceful=*/true);
     } else {
       UpdateInterest(c);
@@ -267,78 +201,46 @@ void EventLoop::StartShutdown() {
   }
 }
 
-void EventLoop::OnEvent(Connection* c, uint32_t events) {
-  if (c->fd < 0) return;
-  if (events & EPOLLERR) {
-    Close(c, /*graceful=*/false);
-    return;
+bool EventLoop::OnInput(Connection* c, std::string_view fresh) {
+  if (!c->in.empty()) {
+    c->in.Append(fresh);
+    return ProcessOwnInput(c);
   }
-  if (events & EPOLLOUT) {
-    OnWritable(c);
-    if (c->fd < 0) return;
-  }
-  if (events & (EPOLLIN | EPOLLHUP)) {
-    if (c->state == ConnState::kOpen && !c->paused && !c->peer_closed) {
-      OnReadable(c);
-    } else if (c->state == ConnState::kLingering) {
-      Discard(c);
-    } else if (events & EPOLLHUP) {
-      // Both directions are gone: nothing we hold can be delivered any more.
-      Close(c, /*graceful=*/false);
-    }
-  }
-}
-
-void EventLoop::OnReadable(Connection* c) {
-  size_t budget = config_.read_budget_bytes;
-  for (;;) {
-    // Without a partial frame of its own, the connection reads into the loop's scratch block.
-    Buffer* in = c->in.empty() ? &scratch_in_ : &c->in;
-    size_t room = kReadChunk;
-    if (in == &c->in && c->need_hint > in->size()) {
-      room = std::max(room, c->need_hint - in->size());
-    }
-    room = std::min(room, budget);
-    char* dst = in->Reserve(room);
-    const ssize_t n = read(c->fd, dst, room);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-      Close(c, /*graceful=*/false);
-      return;
-    }
-    if (n == 0) {
-      c->peer_closed = true;
-    } else {
-      in->Commit(static_cast<size_t>(n));
-      Add(counters_.bytes_in, static_cast<uint64_t>(n));
-      budget -= static_cast<size_t>(n);
-    }
-    if (!Process(c, in)) return;
+  const size_t used = Process(c, fresh);
+  if (used == kClosed) return false;
+  if (c->state != ConnState::kOpen) {
+    DropInput(c);
+  } else if (used < fresh.size()) {
     // Keep what the turn could not use: a partial frame, or frames held back by backpressure.
-    if (in == &scratch_in_ && !scratch_in_.empty()) {
-      c->in.Append(scratch_in_.view());
-      scratch_in_.Clear();
-    }
-    // A short read means the socket is drained (level-triggered epoll reports any later data).
-    if (n == 0 || static_cast<size_t>(n) < room || budget == 0 || c->paused ||
-        c->state != ConnState::kOpen) {
-      break;
-    }
+    c->in.Append(fresh.substr(used));
   }
-  EndTurn(c);
+  return true;
 }
 
-// Parses every complete frame of `in`, runs them in batches, and encodes the replies. Returns
-// false if the connection was closed.
-bool EventLoop::Process(Connection* c, Buffer* in) {
+bool EventLoop::ProcessOwnInput(Connection* c) {
+  const size_t used = Process(c, c->in.view());
+  if (used == kClosed) return false;
+  if (c->state != ConnState::kOpen) {
+    DropInput(c);
+  } else {
+    c->in.Consume(used);
+  }
+  return true;
+}
+
+void EventLoop::DropInput(Connection* c) {
+  c->in.Release();
+  c->frame_started = 0;
+  c->need_hint = 0;
+}
+
+size_t EventLoop::Process(Connection* c, std::string_view data) {
   const bool auth_on = config_.tokens != nullptr;
   if (auth_on && c->authenticated && !config_.tokens->StillValid(&c->grant)) {
     Add(counters_.auth_failures[static_cast<size_t>(AuthFailure::kRevoked)], 1);
-    Reject(c, in, kAuthRevoked);
-    return true;
+    Reject(c, kAuthRevoked);
+    return 0;
   }
-  const std::string_view data = in->view();
   size_t pos = 0;
   bool malformed = false;
   ParseResult bad;
@@ -356,7 +258,7 @@ bool EventLoop::Process(Connection* c, Buffer* in) {
     if (r.status == ParseResult::Status::kFrame) {
       if (r.request.op == Opcode::kAuth) {
         // Replies stay in request order: run what precedes the AUTH first.
-        if (!RunBatch(c)) return false;
+        if (!RunBatch(c)) return kClosed;
         if (c->paused) break;
         pos += r.consumed;
         if (!auth_on) {
@@ -369,7 +271,7 @@ bool EventLoop::Process(Connection* c, Buffer* in) {
       }
       batch_.push_back(r.request.command);
       pos += r.consumed;
-      if (batch_.size() >= config_.max_batch_commands && !RunBatch(c)) return false;
+      if (batch_.size() >= config_.max_batch_commands && !RunBatch(c)) return kClosed;
       continue;
     }
     if (r.status == ParseResult::Status::kNeedMore) {
@@ -380,25 +282,24 @@ bool EventLoop::Process(Connection* c, Buffer* in) {
     bad = r;
     break;
   }
-  // The batch views `in`: run it before `in` changes.
-  if (!RunBatch(c)) return false;
+  // The batch views `data`: run it before the caller moves or drops the input.
+  if (!RunBatch(c)) return kClosed;
   if (malformed) {
     Add(counters_.protocol_errors[static_cast<size_t>(bad.error)], 1);
-    Reject(c, in, ParseErrorMessage(bad, config_.limits));
-    return true;
+    Reject(c, ParseErrorMessage(bad, config_.limits));
+    return pos;
   }
   if (!reject.empty()) {
-    Reject(c, in, reject);
-    return true;
+    Reject(c, reject);
+    return pos;
   }
-  in->Consume(pos);
-  if (in->empty()) {
+  if (pos == data.size()) {
     c->frame_started = 0;
     c->need_hint = 0;
   } else if (!c->paused && (pos > 0 || c->frame_started == 0)) {
     c->frame_started = now_;  // A new partial frame began.
   }
-  return true;
+  return pos;
 }
 
 // Checks an AUTH token and answers it (OK or ERROR). Returns false when this failure used up the
@@ -417,22 +318,20 @@ bool EventLoop::Authenticate(Connection* c, std::string_view token) {
   return true;
 }
 
-// Answers `message` after the replies already encoded, drops the rest of the input, and closes
-// once that is flushed (lingering: half-close, then discard what the client still sends).
-void EventLoop::Reject(Connection* c, Buffer* in, std::string_view message) {
+// Answers `message` after the replies already encoded and closes once that is flushed
+// (lingering: half-close, then discard what the client still sends). The caller drops the input.
+void EventLoop::Reject(Connection* c, std::string_view message) {
   EncodeError(Out(c), message);
-  in->Clear();
-  c->in.Release();
   c->state = ConnState::kLingering;
   c->linger_deadline = now_ + config_.linger_ms;
-  c->frame_started = 0;
-  c->need_hint = 0;
 }
 
 bool EventLoop::RunBatch(Connection* c) {
   if (batch_.empty()) return true;
   Buffer* out = Out(c);
-  encoder_.Reset(out, config_.output_hard_limit);
+  // Replies the kernel already holds count towards the hard limit too.
+  const size_t elsewhere = Unsent(c) - out->size();
+  encoder_.Reset(out, config_.output_hard_limit - std::min(elsewhere, config_.output_hard_limit));
   config_.executor->Execute(core::Frontend::kFastPath, batch_, encoder_);
   batch_.clear();
   if (encoder_.overflowed()) {
@@ -440,9 +339,9 @@ bool EventLoop::RunBatch(Connection* c) {
     Close(c, /*graceful=*/false);
     return false;
   }
-  if (out->size() >= config_.output_soft_limit) {
+  if (Unsent(c) >= config_.output_soft_limit) {
     if (!Flush(c)) return false;
-    if (Out(c)->size() >= config_.output_soft_limit) {
+    if (Unsent(c) >= config_.output_soft_limit) {
       c->paused = true;
       c->stalled_since = now_;
     }
@@ -450,56 +349,20 @@ bool EventLoop::RunBatch(Connection* c) {
   return true;
 }
 
-Buffer* EventLoop::Out(Connection* c) { return c->out.empty() ? &scratch_out_ : &c->out; }
-
-// One send() of the pending output; what the socket does not take moves into the connection's
-// own buffer. Returns false if the connection was closed.
-bool EventLoop::Flush(Connection* c) {
-  Buffer* out = Out(c);
-  if (out->empty()) return true;
-  ssize_t n;
-  do {
-    n = send(c->fd, out->data(), out->size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-  } while (n < 0 && errno == EINTR);
-  if (n < 0) {
-    if (errno != EAGAIN && errno != EWOULDBLOCK) {
-      Close(c, /*graceful=*/false);
-      return false;
-    }
-    n = 0;
-  }
-  if (n > 0) {
-    out->Consume(static_cast<size_t>(n));
-    Add(counters_.bytes_out, static_cast<uint64_t>(n));
-    c->stalled_since = now_;
-  }
-  if (out == &scratch_out_ && !scratch_out_.empty()) {
-    if (scratch_out_.size() >= kHandOverBytes) {
-      c->out.Swap(scratch_out_);
-    } else {
-      c->out.Append(scratch_out_.view());
-    }
-    scratch_out_.Clear();
-  }
-  if (c->out.empty() && c->out.capacity() != 0) c->out.Release();
-  return true;
-}
-
 void EventLoop::EndTurn(Connection* c) {
   // Flush, and resume a paused connection as soon as its output is down to half the soft limit
-  // (whichever send got it there), so a paused connection always waits for EPOLLOUT with
-  // output pending, never for nothing.
+  // (whichever send got it there), so a paused connection always waits for its output to drain
+  // with output pending, never for nothing.
   for (;;) {
     if (!Flush(c)) return;
-    if (c->state != ConnState::kOpen || !c->paused ||
-        c->out.size() > config_.output_soft_limit / 2) {
+    if (c->state != ConnState::kOpen || !c->paused || Unsent(c) > config_.output_soft_limit / 2) {
       break;
     }
     c->paused = false;
     if (c->in.empty()) break;
-    if (!Process(c, &c->in)) return;
+    if (!ProcessOwnInput(c)) return;
   }
-  const bool flushed = c->out.empty();
+  const bool flushed = Unsent(c) == 0;
   switch (c->state) {
     case ConnState::kOpen:
       if (c->peer_closed && flushed && !c->paused) {
@@ -508,6 +371,10 @@ void EventLoop::EndTurn(Connection* c) {
       }
       break;
     case ConnState::kLingering:
+      if (flushed && c->peer_closed) {
+        Close(c, /*graceful=*/false);  // The peer read our ERROR and left.
+        return;
+      }
       if (flushed && !c->write_shut) {
         shutdown(c->fd, SHUT_WR);
         c->write_shut = true;
@@ -521,54 +388,8 @@ void EventLoop::EndTurn(Connection* c) {
       break;
   }
   if (c->in.empty() && c->in.capacity() != 0) c->in.Release();
-  if (scratch_out_.capacity() > kKeepScratchOut) scratch_out_.Release();
   UpdateInterest(c);
-  Account(c);
-}
-
-void EventLoop::OnWritable(Connection* c) { EndTurn(c); }
-
-// Lingering after a malformed frame: read and drop input until the peer closes.
-void EventLoop::Discard(Connection* c) {
-  for (int i = 0; i < 4; ++i) {
-    const ssize_t n = read(c->fd, scratch_in_.Reserve(kReadChunk), kReadChunk);
-    if (n > 0) {
-      Add(counters_.bytes_in, static_cast<uint64_t>(n));
-      continue;
-    }
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
-    Close(c, /*graceful=*/false);  // EOF (the peer read our ERROR and left) or an error.
-    return;
-  }
-  EndTurn(c);
-}
-
-void EventLoop::UpdateInterest(Connection* c) {
-  uint32_t want = 0;
-  switch (c->state) {
-    case ConnState::kOpen:
-      if (!c->paused && !c->peer_closed) want |= EPOLLIN;
-      if (!c->out.empty()) want |= EPOLLOUT;
-      break;
-    case ConnState::kLingering:
-      want = c->out.empty() ? EPOLLIN : EPOLLOUT;
-      break;
-    case ConnState::kDraining:
-      want = EPOLLOUT;
-      break;
-  }
-  // A live connection always waits for something; "nothing" would strand it.
-  assert(want != 0);
-  if (want == c->events) return;
-  epoll_event ev{};
-  ev.events = want;
-  ev.data.ptr = c;
-  if (epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, c->fd, &ev) != 0) {
-    Close(c, /*graceful=*/false);
-    return;
-  }
-  c->events = want;
+  if (c->fd >= 0) Account(c);
 }
 
 void EventLoop::Sweep() {
@@ -599,27 +420,21 @@ void EventLoop::Sweep() {
 }
 
 void EventLoop::Account(Connection* c) {
-  const uint64_t bytes = c->in.capacity() + c->out.capacity();
-  const uint64_t scratch = scratch_in_.capacity() + scratch_out_.capacity();
-  // Per connection by delta, the scratch blocks by value: one gauge for everything held.
+  const uint64_t bytes = HeldBytes(c);
+  const uint64_t loop = LoopBytes();
+  // Per connection by delta, the loop's own blocks by value: one gauge for everything held.
   const uint64_t total = counters_.buffer_bytes.load(std::memory_order_relaxed) -
-                         c->accounted_bytes + bytes - scratch_accounted_ + scratch;
+                         c->accounted_bytes + bytes - loop_accounted_ + loop;
   counters_.buffer_bytes.store(total, std::memory_order_relaxed);
   c->accounted_bytes = bytes;
-  scratch_accounted_ = scratch;
+  loop_accounted_ = loop;
 }
 
 void EventLoop::Close(Connection* c, bool graceful) {
   if (c->fd < 0) return;
-  if (graceful) {
-    // Drop unread input so close() sends FIN, not RST (which could discard replies in flight).
-    size_t drained = 0;
-    while (drained < kDrainOnCloseBytes) {
-      const ssize_t n = read(c->fd, scratch_in_.Reserve(kReadChunk), kReadChunk);
-      if (n <= 0) break;
-      drained += static_cast<size_t>(n);
-    }
-  }
+  // Drop unread input so close() sends FIN, not RST (which could discard replies in flight).
+  if (graceful) DrainSocket(c->fd);
+  CloseIo(c);
   CloseFd(c->fd);
   c->fd = -1;
   Connection* last = conns_.back();
@@ -628,9 +443,6 @@ void EventLoop::Close(Connection* c, bool graceful) {
   conns_.pop_back();
   c->in.Release();
   c->out.Release();
-  // Scratch blocks only ever hold the current connection's bytes.
-  scratch_in_.Clear();
-  scratch_out_.Clear();
   Account(c);
   graveyard_.push_back(c);
 }
@@ -641,8 +453,16 @@ void EventLoop::CloseFd(int fd) {
 }
 
 void EventLoop::Reap() {
-  for (Connection* c : graveyard_) delete c;
-  graveyard_.clear();
+  size_t kept = 0;
+  for (Connection* c : graveyard_) {
+    if (c->ops_in_flight != 0) {
+      graveyard_[kept++] = c;
+      continue;
+    }
+    Account(c);  // Whatever it held until its last operation ended.
+    delete c;
+  }
+  graveyard_.resize(kept);
 }
 
 }  // namespace crabcache::fastpath::internal

@@ -1,5 +1,13 @@
-// One fast path event-loop thread: an epoll set, the connections handed to it, and the per-turn
-// read/parse/execute/encode/write cycle. Internal to fastpath::Server.
+// The engine-independent half of a fast path event-loop thread: the connections handed to it,
+// what a connection does with the bytes it receives (parse, AUTH, one batch per read through
+// the executor, replies encoded in request order), backpressure, timeouts, lingering closes,
+// graceful shutdown and the loop's counters. Internal to fastpath::Server.
+//
+// The seam: an I/O engine (EpollLoop in epoll_loop.h, UringLoop in uring_loop.h) derives from
+// EventLoop, owns the thread's wait for events, moves bytes between sockets and buffers, and
+// implements the few virtual hooks below (where replies go, how they are sent, what the
+// connection waits for, how its I/O is torn down). Everything a client can observe is decided
+// here, once, for both engines.
 #ifndef CRABCACHE_FASTPATH_EVENT_LOOP_H_
 #define CRABCACHE_FASTPATH_EVENT_LOOP_H_
 
@@ -7,6 +15,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -30,7 +39,7 @@ struct LoopConfig {
   size_t output_hard_limit = 0;
   core::Millis idle_timeout_ms = 0;  // 0: off.
   core::Millis linger_ms = 0;
-  size_t read_budget_bytes = 0;
+  size_t read_budget_bytes = 0;  // epoll: bytes read from one connection per readable event.
   size_t max_batch_commands = 0;
   const auth::TokenStore* tokens = nullptr;  // Non-null: connections must authenticate.
   int max_auth_failures = 3;
@@ -50,19 +59,60 @@ struct LoopCounters {
   std::atomic<uint64_t> buffer_bytes{0};  // Gauge: capacity of every buffer the loop holds.
 };
 
-struct Connection;
+// Single-writer counter update: no locked instruction on the hot path.
+inline void Add(std::atomic<uint64_t>& counter, uint64_t n) {
+  counter.store(counter.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+}
+
+enum class ConnState : uint8_t {
+  kOpen,       // Serving requests.
+  kLingering,  // Malformed frame answered: flush, half-close, drop input until EOF or timeout.
+  kDraining,   // Server shutting down: flush, then close.
+};
+
+// One client connection; owned and touched only by its loop's thread. Engines derive from it to
+// keep their own I/O state next to it.
+struct Connection {
+  virtual ~Connection() = default;
+
+  int fd = -1;  // -1 once closed.
+  ConnState state = ConnState::kOpen;
+  bool paused = false;       // Backpressure: no reading or executing until output drains.
+  bool peer_closed = false;  // End of stream read: answer what is buffered, then close.
+  bool write_shut = false;   // shutdown(SHUT_WR) done (lingering).
+  size_t index = 0;          // Position in EventLoop::conns_.
+  size_t need_hint = 0;      // Size of the partial frame held in `in`, as far as known.
+  // Held only while non-empty (a partial frame or frames paused by backpressure; replies not yet
+  // handed to the kernel).
+  Buffer in;
+  Buffer out;
+  core::Millis frame_started = 0;    // When the partial frame in `in` began; 0: none.
+  core::Millis stalled_since = 0;    // Paused: the last time output made progress.
+  core::Millis linger_deadline = 0;  // Lingering: close at this time at the latest.
+  uint64_t accounted_bytes = 0;      // Buffer bytes included in counters_.buffer_bytes.
+  // I/O operations the kernel still holds (io_uring); the connection is freed only at zero,
+  // because the kernel may still write into or read from its memory until then.
+  int ops_in_flight = 0;
+  // Authentication (only when the loop has tokens).
+  bool authenticated = false;
+  uint8_t auth_failures = 0;
+  core::Millis accepted_at = 0;
+  auth::Grant grant;  // Which token let it in, to notice its revocation.
+};
 
 // Thread-safety: Adopt, BeginShutdown and AddStats may be called from any thread; everything else
-// runs on the loop's own thread (Run). Ownership: owns its epoll and wake fds and every adopted
-// connection; `config` pointers are not owned and must outlive the loop.
+// runs on the loop's own thread (Run). Ownership: owns its wake fd, the engine's descriptors and
+// every adopted connection; `config` pointers are not owned and must outlive the loop.
 class EventLoop {
  public:
   explicit EventLoop(const LoopConfig& config);
-  ~EventLoop();  // REQUIRES: the thread was joined (or never started).
+  // REQUIRES: the thread was joined (or never started).
+  virtual ~EventLoop();
   EventLoop(const EventLoop&) = delete;
   EventLoop& operator=(const EventLoop&) = delete;
 
-  absl::Status Init();
+  // Creates the wake fd; engines extend it with their own set-up. Called before Start.
+  virtual absl::Status Init();
   void Start();
   void Join();
 
@@ -74,50 +124,93 @@ class EventLoop {
 
   void AddStats(ServerStats* stats) const;
 
- private:
-  void Run();
-  void OnWake();
-  void OnEvent(Connection* c, uint32_t events);
-  void OnReadable(Connection* c);
-  void OnWritable(Connection* c);
-  void Discard(Connection* c);
-  bool Process(Connection* c, Buffer* in);
-  bool Authenticate(Connection* c, std::string_view token);
-  void Reject(Connection* c, Buffer* in, std::string_view message);
-  bool RunBatch(Connection* c);
-  bool Flush(Connection* c);
+ protected:
+  // ---- The engine's side of the seam (all on the loop thread) ----
+
+  // The thread body: waits for events and drives the shared machinery below until WaitMs()
+  // says the loop is done, then CloseAll().
+  virtual void Run() = 0;
+  // A connection object for an adopted socket, registered with the engine; nullptr on failure
+  // (the caller closes the fd).
+  virtual Connection* NewConnection(int fd) = 0;
+  // Where the next replies of `c` are encoded.
+  virtual Buffer* Out(Connection* c) = 0;
+  // Reply bytes of `c` not yet accepted by the socket (including any the kernel holds in flight).
+  virtual size_t Unsent(const Connection* c) const = 0;
+  // Sends (epoll) or queues the send of (io_uring) the pending replies of `c`. Returns false if
+  // the connection was closed.
+  virtual bool Flush(Connection* c) = 0;
+  // Makes the engine wait for what `c` needs next (readable, writable); may close it.
+  virtual void UpdateInterest(Connection* c) = 0;
+  // The engine's part of closing `c`, before its fd is closed.
+  virtual void CloseIo(Connection* c) = 0;
+  // Buffer bytes `c` holds (for the buffer gauge).
+  virtual uint64_t HeldBytes(const Connection* c) const {
+    return c->in.capacity() + c->out.capacity();
+  }
+  // Buffer bytes the loop itself holds (scratch blocks, buffer rings, pools).
+  virtual uint64_t LoopBytes() const = 0;
+
+  // ---- Shared machinery the engines call ----
+
+  // Milliseconds the engine may wait for events now, or -1 when the loop should end (shutting
+  // down and every connection closed, or the shutdown deadline passed).
+  int WaitMs() const;
+  // After the wake fd fired: adopts the handed-over sockets and starts a requested shutdown.
+  void TakeHandoff();
+  // End of a turn: frees closed connections, runs the idle/linger sweep when it is due.
+  void FinishTurn();
+  // After the last turn: closes whatever is still open.
+  void CloseAll();
+
+  // Fresh input of `c` (bytes not in c->in; REQUIRES: c->state == kOpen): runs its complete
+  // frames (none while paused) and keeps the rest in c->in. Returns false if `c` was closed.
+  bool OnInput(Connection* c, std::string_view fresh);
+  // Runs the complete frames buffered in c->in. Returns false if `c` was closed.
+  bool ProcessOwnInput(Connection* c);
+  // After I/O on `c`: flushes, resumes it when its output drained, applies the state machine
+  // (close after EOF, half-close when lingering, close when drained), then UpdateInterest.
   void EndTurn(Connection* c);
-  void UpdateInterest(Connection* c);
-  void Sweep();
-  void StartShutdown();
-  void AddConnection(int fd);
   void Close(Connection* c, bool graceful);
   void Account(Connection* c);
-  Buffer* Out(Connection* c);
-  void Reap();
   void CloseFd(int fd);
+  // Frees closed connections the kernel no longer references.
+  void Reap();
 
   // Immutable after construction.
   const LoopConfig config_;
   const core::Millis tick_ms_;
 
-  // Owned by the loop thread (fds are created by Init before the thread starts).
-  int epoll_fd_ = -1;
-  int wake_fd_ = -1;
-  std::thread thread_;
+  // Owned by the loop thread (the wake fd is created by Init before the thread starts).
+  int wake_fd_ = -1;  // eventfd: Adopt and BeginShutdown write it, the engine watches it.
   std::vector<Connection*> conns_;
-  std::vector<Connection*> graveyard_;  // Closed this turn; freed after the event batch.
-  std::vector<core::Command> batch_;
-  ReplyEncoder encoder_;
-  Buffer scratch_in_;               // Reads land here when the connection holds no partial frame.
-  Buffer scratch_out_;              // Replies land here when the connection holds no unsent output.
-  uint64_t scratch_accounted_ = 0;  // Scratch capacity included in counters_.buffer_bytes.
+  std::vector<Connection*> graveyard_;  // Closed; freed once no kernel operation refers to them.
   core::Millis now_ = 0;
-  core::Millis next_sweep_ = 0;
   bool shutting_down_ = false;
-  absl::Time shutdown_deadline_ = absl::InfiniteFuture();
 
   LoopCounters counters_;
+
+ private:
+  static constexpr size_t kClosed = static_cast<size_t>(-1);
+
+  void AddConnection(int fd);
+  void StartShutdown();
+  // Parses the complete frames at the front of `data`, runs them in batches and encodes the
+  // replies. Returns the bytes used, or kClosed. When `c` leaves kOpen (a rejected frame), the
+  // caller drops the rest of its input.
+  size_t Process(Connection* c, std::string_view data);
+  bool Authenticate(Connection* c, std::string_view token);
+  void Reject(Connection* c, std::string_view message);
+  bool RunBatch(Connection* c);
+  void Sweep();
+  void DropInput(Connection* c);
+
+  std::thread thread_;
+  std::vector<core::Command> batch_;
+  ReplyEncoder encoder_;
+  core::Millis next_sweep_ = 0;
+  absl::Time shutdown_deadline_ = absl::InfiniteFuture();
+  uint64_t loop_accounted_ = 0;  // LoopBytes() included in counters_.buffer_bytes.
 
   core::Mutex mu_;
   std::vector<int> pending_fds_ ABSL_GUARDED_BY(mu_);

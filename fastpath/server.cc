@@ -16,7 +16,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/log.h"
+#include "fastpath/epoll_loop.h"
 #include "fastpath/event_loop.h"
+#include "fastpath/uring_loop.h"
 
 namespace crabcache::fastpath {
 namespace internal {
@@ -177,6 +179,28 @@ class Acceptor {
 
 }  // namespace internal
 
+std::string_view IoEngineName(IoEngine engine) {
+  switch (engine) {
+    case IoEngine::kAuto:
+      return "auto";
+    case IoEngine::kEpoll:
+      return "epoll";
+    case IoEngine::kIoUring:
+      return "io_uring";
+  }
+  return "unknown";
+}
+
+bool ParseIoEngine(std::string_view name, IoEngine* engine) {
+  for (IoEngine e : {IoEngine::kAuto, IoEngine::kEpoll, IoEngine::kIoUring}) {
+    if (name == IoEngineName(e)) {
+      *engine = e;
+      return true;
+    }
+  }
+  return false;
+}
+
 std::string_view AuthFailureName(AuthFailure failure) {
   switch (failure) {
     case AuthFailure::kMissing:
@@ -221,7 +245,28 @@ absl::Status Validate(const ServerOptions& o) {
   if (o.max_auth_failures < 1 || o.max_auth_failures > 255) {
     return absl::InvalidArgumentError("max_auth_failures must be between 1 and 255");
   }
+  if (o.io_engine != IoEngine::kAuto && o.io_engine != IoEngine::kEpoll &&
+      o.io_engine != IoEngine::kIoUring) {
+    return absl::InvalidArgumentError("io_engine must be auto, epoll or io_uring");
+  }
   return absl::OkStatus();
+}
+
+// The loops of one engine, initialised (not started).
+absl::StatusOr<std::vector<std::unique_ptr<internal::EventLoop>>> MakeLoops(
+    IoEngine engine, const internal::LoopConfig& config, int threads) {
+  std::vector<std::unique_ptr<internal::EventLoop>> loops;
+  for (int i = 0; i < threads; ++i) {
+    std::unique_ptr<internal::EventLoop> loop;
+    if (engine == IoEngine::kIoUring) {
+      loop = std::make_unique<internal::UringLoop>(config);
+    } else {
+      loop = std::make_unique<internal::EpollLoop>(config);
+    }
+    if (absl::Status s = loop->Init(); !s.ok()) return s;
+    loops.push_back(std::move(loop));
+  }
+  return loops;
 }
 
 int CpusAvailable() {
@@ -285,6 +330,21 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
                                                       const core::Executor* executor) {
   if (executor == nullptr) return absl::InvalidArgumentError("executor is null");
   if (absl::Status s = Validate(options); !s.ok()) return s;
+  // The engine: io_uring when asked for (or auto) and the probe passes.
+  IoEngine engine = IoEngine::kEpoll;
+  std::string fallback;
+  if (options.io_engine != IoEngine::kEpoll) {
+    const absl::Status probe =
+        options.io_uring_probe != nullptr ? options.io_uring_probe() : ProbeIoUring();
+    if (probe.ok()) {
+      engine = IoEngine::kIoUring;
+    } else if (options.io_engine == IoEngine::kIoUring) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("io_engine io_uring is unavailable: ", probe.message()));
+    } else {
+      fallback = std::string(probe.message());
+    }
+  }
   absl::StatusOr<std::pair<int, int>> listening =
       Listen(options.address, options.port, options.listen_backlog);
   if (!listening.ok()) return listening.status();
@@ -307,16 +367,30 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   config.max_auth_failures = options.max_auth_failures;
 
   const int threads = options.threads > 0 ? options.threads : CpusAvailable();
-  std::vector<internal::EventLoop*> loops;
-  for (int i = 0; i < threads; ++i) {
-    auto loop = std::make_unique<internal::EventLoop>(config);
-    if (absl::Status s = loop->Init(); !s.ok()) {
-      close(listen_fd);
-      return s;
-    }
-    loops.push_back(loop.get());
-    server->loops_.push_back(std::move(loop));
+  auto made = MakeLoops(engine, config, threads);
+  if (!made.ok() && engine == IoEngine::kIoUring && options.io_engine == IoEngine::kAuto) {
+    // The probe passed but a loop's ring could not be set up (memory, a ring limit).
+    fallback = std::string(made.status().message());
+    engine = IoEngine::kEpoll;
+    made = MakeLoops(engine, config, threads);
   }
+  if (!made.ok()) {
+    close(listen_fd);
+    if (engine == IoEngine::kIoUring) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("io_engine io_uring is unavailable: ", made.status().message()));
+    }
+    return made.status();
+  }
+  server->loops_ = *std::move(made);
+  server->io_engine_ = engine;
+  server->fallback_reason_ = fallback;
+  if (!fallback.empty()) {
+    core::Log(core::LogLevel::kWarning, "fast path: io_uring is unavailable, using epoll",
+              {{"reason", fallback}});
+  }
+  std::vector<internal::EventLoop*> loops;
+  for (auto& loop : server->loops_) loops.push_back(loop.get());
   server->acceptor_ = std::make_unique<internal::Acceptor>(listen_fd, options.max_connections,
                                                            loops, server->open_connections_.get());
   if (absl::Status s = server->acceptor_->Init(); !s.ok()) return s;

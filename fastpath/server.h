@@ -1,16 +1,17 @@
-// The fast path listener: protocol v1 over TCP, served by N epoll event loops.
+// The fast path listener: protocol v1 over TCP, served by N event loops (epoll or io_uring).
 //
 // How a connection is served (docs/protocol.md has the client's view):
 //   - One acceptor thread owns the listening socket and deals accepted sockets round-robin to
 //     the loops (non-blocking, TCP_NODELAY). Beyond max_connections a socket is accepted, sent
 //     one ERROR frame and closed, and counted as rejected.
-//   - On a readable event a loop reads until the socket is drained or read_budget_bytes were
-//     read (fairness), parses every complete frame, runs them as one batch through
+//   - For every read a loop parses every complete frame, runs them as one batch through
 //     core::Executor::Execute(kFastPath, ...) (at most max_batch_commands per call), encodes every
-//     reply into the output buffer and writes it with one send(). Partial frames stay buffered.
-//     Steady state allocates nothing: reads land in a per-loop scratch buffer and replies are
-//     encoded into a per-loop scratch buffer; a connection only gets buffers of its own while it
-//     holds a partial frame or unsent replies, and gives them back once they are empty.
+//     reply into the output buffer and sends it in one piece. Partial frames stay buffered.
+//     Steady state allocates nothing per request. How bytes move is the I/O engine's business
+//     (options.io_engine): epoll (epoll_loop.h: read until drained or read_budget_bytes, one
+//     send()) or io_uring (uring_loop.h: multishot receives into a ring of provided buffers, the
+//     sends of every connection submitted together with one io_uring_enter per turn). Both
+//     engines share the connection logic (event_loop.h), so everything below holds for both.
 //   - A malformed frame: the replies of the good frames before it, one ERROR frame, then the
 //     connection is closed (after a short linger that discards further input, so the client
 //     reads the ERROR rather than a reset). A well-formed frame that fails (limits in the
@@ -40,9 +41,11 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "core/clock.h"
@@ -57,6 +60,23 @@ namespace internal {
 class EventLoop;
 class Acceptor;
 }  // namespace internal
+
+// How the loops do their I/O (docs/threading.md, "Fast path I/O engines").
+enum class IoEngine : uint8_t {
+  kAuto = 0,     // io_uring when the probe says it works, else epoll (one log line says why).
+  kEpoll = 1,    // epoll_wait + read + send.
+  kIoUring = 2,  // io_uring; Start fails if it is unavailable.
+};
+// "auto", "epoll", "io_uring".
+std::string_view IoEngineName(IoEngine engine);
+// Parses IoEngineName's names; false for anything else.
+bool ParseIoEngine(std::string_view name, IoEngine* engine);
+
+// Checks that this process may use io_uring with every feature the io_uring loop needs (kernel
+// 6.1 or later, not blocked by seccomp or kernel.io_uring_disabled): sets up a ring and runs a
+// multishot receive into a provided buffer ring and a send over a socket pair. kUnavailable
+// with the reason ("io_uring_setup: Operation not permitted") when not.
+absl::Status ProbeIoUring();
 
 struct ServerOptions {
   // Host or IP to bind ("0.0.0.0", "127.0.0.1", "::", "localhost").
@@ -75,7 +95,9 @@ struct ServerOptions {
   size_t output_hard_limit = 64 << 20;
   // Partial-frame and stalled-output timeout; zero turns it off.
   absl::Duration idle_timeout = absl::Seconds(60);
-  // Bytes read from one connection per readable event before the loop serves the others.
+  // epoll: bytes read from one connection per readable event before the loop serves the others.
+  // (io_uring receives in provided-buffer-sized pieces the kernel interleaves across
+  // connections.)
   size_t read_budget_bytes = 256 << 10;
   // Commands per Executor::Execute call (a pipeline longer than this runs as several batches).
   size_t max_batch_commands = 1024;
@@ -88,6 +110,11 @@ struct ServerOptions {
   // Time source for idle_timeout and lingering closes; null means core::SystemClock(). Not
   // owned. Tests pass a core::FakeClock (loops still wake every few ms to look at it).
   const core::Clock* clock = nullptr;
+  // epoll by default: io_uring is faster with small values, slower with large ones
+  // (docs/operations.md, "The fast path I/O engine").
+  IoEngine io_engine = IoEngine::kEpoll;
+  // Replaces ProbeIoUring (tests simulate a runtime that blocks io_uring); null: the real probe.
+  absl::Status (*io_uring_probe)() = nullptr;
 };
 
 // Why a connection failed to authenticate. The names are the `reason` label of
@@ -136,6 +163,10 @@ class Server {
   // The bound port (the chosen one when options.port was 0).
   int port() const { return port_; }
   int threads() const { return static_cast<int>(loops_.size()); }
+  // The engine the loops use: kEpoll or kIoUring, never kAuto.
+  IoEngine io_engine() const { return io_engine_; }
+  // Why kAuto fell back to epoll (empty if it did not).
+  const std::string& io_engine_fallback_reason() const { return fallback_reason_; }
 
   // Closes the listening socket: from the return on, new connections are refused by the kernel.
   // Connections already accepted are still served. Idempotent.
@@ -156,6 +187,8 @@ class Server {
   // Immutable after Start.
   const ServerOptions options_;
   const int port_;
+  IoEngine io_engine_ = IoEngine::kEpoll;
+  std::string fallback_reason_;
   std::vector<std::unique_ptr<internal::EventLoop>> loops_;
   std::unique_ptr<internal::Acceptor> acceptor_;
   std::unique_ptr<std::atomic<int64_t>> open_connections_;

@@ -45,6 +45,10 @@ ABSL_FLAG(ByteSize, output_hard_limit, ByteSize{64 << 20},
           "Fast path: close a connection whose unsent replies exceed this.");
 ABSL_FLAG(absl::Duration, idle_timeout, absl::Seconds(60),
           "Fast path: close a connection stalled mid-frame this long (0: never).");
+ABSL_FLAG(std::string, io_engine, "epoll",
+          "Fast path I/O: epoll, io_uring (start-up fails if the kernel or a seccomp profile "
+          "forbids it), or auto (io_uring when a start-up probe passes, else epoll). epoll is "
+          "the default: io_uring is slower with large values (docs/operations.md).");
 ABSL_FLAG(ByteSize, grpc_max_message_bytes, ByteSize{64 << 20},
           "gRPC: largest message received or sent.");
 ABSL_FLAG(int, grpc_max_concurrent_streams, 1024, "gRPC: concurrent streams per connection.");
@@ -105,6 +109,7 @@ std::vector<std::pair<std::string, std::string>> Config::Describe() const {
       {"output_soft_limit", absl::StrCat(output_soft_limit)},
       {"output_hard_limit", absl::StrCat(output_hard_limit)},
       {"idle_timeout", absl::FormatDuration(idle_timeout)},
+      {"io_engine", std::string(fastpath::IoEngineName(io_engine))},
       {"grpc_max_message_bytes", absl::StrCat(grpc_max_message_bytes)},
       {"grpc_max_concurrent_streams", absl::StrCat(grpc_max_concurrent_streams)},
       {"auth_token_file", auth_token_file},
@@ -205,6 +210,9 @@ absl::StatusOr<Config> ConfigFromFlags() {
   c.output_soft_limit = absl::GetFlag(FLAGS_output_soft_limit).bytes;
   c.output_hard_limit = absl::GetFlag(FLAGS_output_hard_limit).bytes;
   c.idle_timeout = absl::GetFlag(FLAGS_idle_timeout);
+  if (!fastpath::ParseIoEngine(absl::GetFlag(FLAGS_io_engine), &c.io_engine)) {
+    return FlagError("io_engine", "must be auto, epoll or io_uring");
+  }
 
   const uint64_t message = absl::GetFlag(FLAGS_grpc_max_message_bytes).bytes;
   if (message == 0 || message > static_cast<uint64_t>(std::numeric_limits<int>::max())) {

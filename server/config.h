@@ -12,6 +12,7 @@
 #include "absl/time/time.h"
 #include "core/log.h"
 #include "core/store.h"
+#include "fastpath/server.h"
 
 namespace crabcache::server {
 
@@ -47,6 +48,8 @@ struct Config {
   size_t output_soft_limit = 8u << 20;
   size_t output_hard_limit = 64u << 20;
   absl::Duration idle_timeout = absl::Seconds(60);  // Zero: never.
+  // epoll, not auto: io_uring loses to it on large pipelined values (docs/operations.md).
+  fastpath::IoEngine io_engine = fastpath::IoEngine::kEpoll;
 
   // gRPC.
   int grpc_max_message_bytes = 64 << 20;

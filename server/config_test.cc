@@ -29,6 +29,8 @@ TEST_F(ConfigTest, DefaultsAreValidAndResolveTheMemoryLimit) {
   EXPECT_EQ(config->eviction, core::EvictionPolicy::kS3Fifo);
   EXPECT_EQ(config->max_key_bytes, 64u << 10);
   EXPECT_EQ(config->max_value_bytes, 1u << 20);
+  // io_uring is opt-in until it matches epoll with large values (docs/operations.md).
+  EXPECT_EQ(config->io_engine, fastpath::IoEngine::kEpoll);
   // This machine has RAM (and maybe a cgroup limit): the default is a share of one of them.
   EXPECT_GT(config->max_memory_bytes, 0u);
   EXPECT_NE(config->max_memory_source.find("80% of"), std::string::npos)

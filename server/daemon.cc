@@ -172,6 +172,7 @@ absl::Status Daemon::StartComponents() {
           .output_hard_limit = config_.output_hard_limit,
           .idle_timeout = config_.idle_timeout,
           .tokens = tokens_.get(),
+          .io_engine = config_.io_engine,
       },
       executor_.get());
   if (!fastpath.ok()) return fastpath.status();
@@ -180,7 +181,8 @@ absl::Status Daemon::StartComponents() {
   core::Log(core::LogLevel::kInfo, "fast path listening",
             {{"address", config_.address},
              {"port", absl::StrCat(ports_.fastpath)},
-             {"threads", absl::StrCat(fastpath_->threads())}});
+             {"threads", absl::StrCat(fastpath_->threads())},
+             {"io_engine", std::string(fastpath::IoEngineName(fastpath_->io_engine()))}});
   // --- fast path: end ---
 
   if (metrics_on) {

@@ -4,6 +4,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <array>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -18,6 +20,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/fastpath/scenarios.h"
+#include "tests/fastpath/seccomp.h"
 #include "tests/testlib/metrics_scrape.h"
 
 namespace crabcache::fastpath {
@@ -42,7 +45,9 @@ int JsonInt(const std::string& json, const std::string& key) {
 // One crabcached process on free ports.
 class Crabcached {
  public:
-  explicit Crabcached(std::vector<std::string> extra_flags = {}) {
+  // deny_io_uring: run it under a seccomp filter that fails the io_uring syscalls with EPERM, as
+  // Docker's default profile does.
+  explicit Crabcached(std::vector<std::string> extra_flags = {}, bool deny_io_uring = false) {
     char dir_template[] = "/tmp/crabcached_test.XXXXXX";
     dir_ = mkdtemp(dir_template);
     const std::string ready = dir_ + "/ready.json";
@@ -52,9 +57,19 @@ class Crabcached {
         "--grpc_port=0",      "--metrics_address=127.0.0.1:0", "--threads=2",
         "--max_memory=256Mi", "--ready_file=" + ready};
     for (std::string& f : extra_flags) args.push_back(std::move(f));
+    if (args[0].empty()) {  // Run outside ctest without CRABCACHED=path/to/crabcached.
+      early_exit_ = 127;
+      return;
+    }
     pid_ = fork();
+    if (pid_ < 0) {
+      pid_ = -1;
+      early_exit_ = 127;
+      return;
+    }
     if (pid_ == 0) {
       std::freopen(log_.c_str(), "w", stderr);
+      if (deny_io_uring && !testing::DenyIoUring(EPERM)) _exit(126);
       std::vector<char*> argv;
       for (std::string& a : args) argv.push_back(a.data());
       argv.push_back(nullptr);
@@ -74,6 +89,7 @@ class Crabcached {
       int status;
       if (waitpid(pid_, &status, WNOHANG) == pid_) {
         pid_ = -1;
+        early_exit_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
         break;
       }
       absl::SleepFor(absl::Milliseconds(10));
@@ -89,6 +105,8 @@ class Crabcached {
 
   // SIGTERM, then the exit status (or -1 if it did not exit within 30 s).
   int Terminate() {
+    // Never kill(-1 or 0, ...): that signals every process we may signal (as root, the machine).
+    if (pid_ <= 0) return -1;
     kill(pid_, SIGTERM);
     const absl::Time deadline = absl::Now() + absl::Seconds(30);
     while (absl::Now() < deadline) {
@@ -106,6 +124,8 @@ class Crabcached {
     return crabcache::testing::ScrapeSample(metrics_port_, series);
   }
   int port() const { return port_; }
+  // The exit status if it exited before it was ready, else -1.
+  int early_exit() const { return early_exit_; }
   std::string Log() const {
     std::ifstream in(log_);
     std::stringstream s;
@@ -118,31 +138,54 @@ class Crabcached {
   pid_t pid_ = -1;
   int port_ = 0;
   int metrics_port_ = 0;
+  int early_exit_ = -1;
 };
 
-class CrabcachedTest : public ::testing::Test {
+std::string EngineFlag(IoEngine engine) {
+  return "--io_engine=" + std::string(IoEngineName(engine));
+}
+
+// One crabcached per I/O engine, started by the engine's first test and shared by the suite.
+class CrabcachedTest : public ::testing::TestWithParam<IoEngine> {
  protected:
-  static void SetUpTestSuite() { server_ = new Crabcached(); }
   static void TearDownTestSuite() {
-    EXPECT_EQ(server_->Terminate(), 0) << server_->Log();
-    delete server_;
+    for (Crabcached*& server : servers_) {
+      if (server == nullptr) continue;
+      EXPECT_EQ(server->Terminate(), 0) << server->Log();
+      delete server;
+      server = nullptr;
+    }
   }
-  void SetUp() override { ASSERT_GT(server_->port(), 0) << server_->Log(); }
+  void SetUp() override {
+    if (const std::string why = testing::EngineUnavailable(GetParam()); !why.empty()) {
+      GTEST_SKIP() << why;
+    }
+    Crabcached*& server = servers_[static_cast<size_t>(GetParam())];
+    if (server == nullptr) server = new Crabcached({EngineFlag(GetParam())});
+    server_ = server;
+    ASSERT_GT(server_->port(), 0) << server_->Log();
+    ASSERT_THAT(server_->Log(), HasSubstr("io_engine=" + std::string(IoEngineName(GetParam()))));
+  }
 
   static int port() { return server_->port(); }
-  static Crabcached* server_;
+  static Crabcached* server_;                  // This test's engine's.
+  static std::array<Crabcached*, 3> servers_;  // By IoEngine.
 };
 Crabcached* CrabcachedTest::server_ = nullptr;
+std::array<Crabcached*, 3> CrabcachedTest::servers_{};
+
+INSTANTIATE_TEST_SUITE_P(Engines, CrabcachedTest, ::testing::ValuesIn(testing::kEngines),
+                         testing::EngineTestName);
 
 constexpr char kBytesIn[] = "crabcache_received_bytes_total{frontend=\"fastpath\"}";
 
-TEST_F(CrabcachedTest, FourPingsInOneWrite) { testing::FourPingsInOneWrite(port()); }
+TEST_P(CrabcachedTest, FourPingsInOneWrite) { testing::FourPingsInOneWrite(port()); }
 
-TEST_F(CrabcachedTest, TenThousandPipelinedMixedCommands) {
+TEST_P(CrabcachedTest, TenThousandPipelinedMixedCommands) {
   testing::TenThousandPipelinedMixedCommands(port());
 }
 
-TEST_F(CrabcachedTest, EveryFrameOneByteAtATime) {
+TEST_P(CrabcachedTest, EveryFrameOneByteAtATime) {
   const double base = server_->Metric(kBytesIn);
   ASSERT_GE(base, 0);
   testing::EveryFrameOneByteAtATime(port(), [base](uint64_t sent) {
@@ -155,23 +198,23 @@ TEST_F(CrabcachedTest, EveryFrameOneByteAtATime) {
   });
 }
 
-TEST_F(CrabcachedTest, DelExpireTtlSemantics) {
+TEST_P(CrabcachedTest, DelExpireTtlSemantics) {
   testing::DelExpireTtlSemantics(port());
   testing::ZeroTtlExpiresAtOnce(port());
 }
 
-TEST_F(CrabcachedTest, OneMiBValues) { testing::OneMiBValues(port()); }
+TEST_P(CrabcachedTest, OneMiBValues) { testing::OneMiBValues(port()); }
 
-TEST_F(CrabcachedTest, KeysWithNulBytes) { testing::KeysWithNulBytes(port()); }
+TEST_P(CrabcachedTest, KeysWithNulBytes) { testing::KeysWithNulBytes(port()); }
 
-TEST_F(CrabcachedTest, MalformedFramesCloseOnlyThatConnection) {
+TEST_P(CrabcachedTest, MalformedFramesCloseOnlyThatConnection) {
   testing::MalformedFramesCloseOnlyThatConnection(port(), 64 << 10, 1 << 20);
   EXPECT_GE(server_->Metric(
                 "crabcache_protocol_errors_total{frontend=\"fastpath\",reason=\"unknown_opcode\"}"),
             2);
 }
 
-TEST_F(CrabcachedTest, ConcurrentClientsAgainstModel) {
+TEST_P(CrabcachedTest, ConcurrentClientsAgainstModel) {
   testing::ConcurrentClientsAgainstModel(port(), 32, 2000);
 }
 
@@ -189,7 +232,7 @@ std::pair<int, std::string> Cli(int port, const std::vector<std::string>& args) 
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
 }
 
-TEST_F(CrabcachedTest, CliCommandsAndExitCodes) {
+TEST_P(CrabcachedTest, CliCommandsAndExitCodes) {
   using P = std::pair<int, std::string>;
   EXPECT_EQ(Cli(port(), {"ping"}), P(0, "PONG\n"));
   EXPECT_EQ(Cli(port(), {"put", "cli-k", "hello world"}), P(0, "OK\n"));
@@ -221,8 +264,21 @@ TEST_F(CrabcachedTest, CliCommandsAndExitCodes) {
   EXPECT_EQ(Cli(1, {"ping"}).first, 2);
 }
 
-TEST(CrabcachedShutdownTest, SigtermFlushesComputedRepliesAndExitsZero) {
-  Crabcached server({"--output_soft_limit=256Mi", "--output_hard_limit=256Mi"});
+class CrabcachedShutdownTest : public ::testing::TestWithParam<IoEngine> {
+ protected:
+  void SetUp() override {
+    if (const std::string why = testing::EngineUnavailable(GetParam()); !why.empty()) {
+      GTEST_SKIP() << why;
+    }
+  }
+};
+
+INSTANTIATE_TEST_SUITE_P(Engines, CrabcachedShutdownTest, ::testing::ValuesIn(testing::kEngines),
+                         testing::EngineTestName);
+
+TEST_P(CrabcachedShutdownTest, SigtermFlushesComputedRepliesAndExitsZero) {
+  Crabcached server(
+      {"--output_soft_limit=256Mi", "--output_hard_limit=256Mi", EngineFlag(GetParam())});
   ASSERT_GT(server.port(), 0) << server.Log();
   std::unique_ptr<Client> c = ConnectTo(server.port());
   ASSERT_NE(c, nullptr);
@@ -246,6 +302,48 @@ TEST(CrabcachedShutdownTest, SigtermFlushesComputedRepliesAndExitsZero) {
   }
   EXPECT_TRUE(c->WaitForClose().ok());
   term.join();
+}
+
+TEST_P(CrabcachedShutdownTest, SigtermUnderLoadExitsZero) {
+  Crabcached server({EngineFlag(GetParam())});
+  ASSERT_GT(server.port(), 0) << server.Log();
+  int status = -1;
+  testing::ClientsUnderLoadDuringShutdown(server.port(), 16, [&] { status = server.Terminate(); });
+  EXPECT_EQ(status, 0) << server.Log();
+}
+
+// Under a seccomp profile that denies io_uring (Docker's default): auto serves on epoll and
+// says why in one log line; io_uring asked for explicitly refuses to start.
+TEST(CrabcachedIoEngineTest, AutoFallsBackToEpollUnderSeccompWithOneLogLine) {
+  Crabcached server({"--io_engine=auto"}, /*deny_io_uring=*/true);
+  ASSERT_GT(server.port(), 0) << server.Log();
+  std::unique_ptr<Client> c = ConnectTo(server.port());
+  ASSERT_NE(c, nullptr);
+  EXPECT_TRUE(c->Ping().ok());
+  const std::string log = server.Log();
+  const std::string line = "fast path: io_uring is unavailable, using epoll";
+  EXPECT_THAT(log,
+              HasSubstr(line + " reason=\"io_uring_setup: Operation not permitted (io_uring is "
+                               "disabled: seccomp profile or kernel.io_uring_disabled)\""))
+      << log;
+  EXPECT_EQ(log.find(line), log.rfind(line)) << "one line, not one per loop: " << log;
+  EXPECT_THAT(log, HasSubstr("io_engine=epoll"));
+  EXPECT_EQ(server.Terminate(), 0) << server.Log();
+}
+
+TEST(CrabcachedIoEngineTest, IoUringAskedForUnderSeccompFailsToStart) {
+  Crabcached server({"--io_engine=io_uring"}, /*deny_io_uring=*/true);
+  EXPECT_EQ(server.port(), 0);
+  EXPECT_EQ(server.early_exit(), 1) << server.Log();
+  EXPECT_THAT(server.Log(),
+              HasSubstr("io_engine io_uring is unavailable: io_uring_setup: Operation not "
+                        "permitted"));
+}
+
+TEST(CrabcachedIoEngineTest, UnknownEngineIsAFlagError) {
+  Crabcached server({"--io_engine=uring"});
+  EXPECT_EQ(server.early_exit(), 2) << server.Log();
+  EXPECT_THAT(server.Log(), HasSubstr("--io_engine: must be auto, epoll or io_uring"));
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 #include "tests/fastpath/scenarios.h"
 
+#include <atomic>
 #include <map>
 #include <optional>
 #include <random>
@@ -7,6 +8,8 @@
 #include <thread>
 #include <vector>
 
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -59,6 +62,19 @@ std::string RandomBytes(std::mt19937& rng, size_t n) {
 }
 
 }  // namespace
+
+std::string EngineTestName(const ::testing::TestParamInfo<IoEngine>& info) {
+  return std::string(IoEngineName(info.param));
+}
+
+std::string EngineUnavailable(IoEngine engine) {
+  if (engine != IoEngine::kIoUring) return "";
+  static const std::string* const reason = [] {
+    const absl::Status probe = ProbeIoUring();
+    return new std::string(probe.ok() ? "" : "io_uring unavailable here: " + probe.ToString());
+  }();
+  return *reason;
+}
 
 std::unique_ptr<Client> ConnectTo(int port) {
   absl::StatusOr<std::unique_ptr<Client>> c =
@@ -338,6 +354,66 @@ void ConcurrentClientsAgainstModel(int port, int clients, int commands_per_clien
     });
   }
   for (std::thread& th : threads) th.join();
+}
+
+uint64_t ClientsUnderLoadDuringShutdown(int port, int clients, const std::function<void()>& stop) {
+  constexpr int kPairs = 8;  // PUT + GET pairs per batch.
+  std::atomic<int> warmed_up{0};
+  std::atomic<bool> stopping{false};
+  std::atomic<uint64_t> after_stop{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < clients; ++t) {
+    threads.emplace_back([&, t] {
+      bool counted = false;
+      auto count = [&] {
+        if (!counted) warmed_up.fetch_add(1);
+        counted = true;
+      };
+      // Ending before the shutdown began is a failure; after it, the expected outcome.
+      auto ended = [&](const absl::Status& why) {
+        EXPECT_TRUE(stopping.load()) << "client " << t << " ended before the shutdown: " << why;
+        // End of stream, or a reset of requests the server never read; never a timeout, which
+        // would mean a connection the server forgot.
+        EXPECT_FALSE(absl::IsDeadlineExceeded(why)) << why;
+        count();
+      };
+      std::unique_ptr<Client> c = ConnectTo(port);
+      if (c == nullptr) return count();
+      for (int batch = 0;; ++batch) {
+        if (batch == 20) count();
+        std::vector<std::string> values;
+        for (int i = 0; i < kPairs; ++i) {
+          const std::string key = "sd-" + std::to_string(t) + "-" + std::to_string(i);
+          values.push_back(std::to_string(batch) + "/" + std::to_string(i));
+          c->QueuePut(key, values.back());
+          c->QueueGet(key);
+        }
+        const bool late = stopping.load();
+        if (absl::Status s = c->Flush(); !s.ok()) return ended(s);
+        for (int i = 0; i < 2 * kPairs; ++i) {
+          absl::StatusOr<OwnedReply> r = c->ReadReply();
+          if (!r.ok()) return ended(r.status());
+          if (late) after_stop.fetch_add(1);
+          if (i % 2 == 0) {
+            EXPECT_EQ(r->type, ReplyType::kOk) << "client " << t << " batch " << batch;
+          } else {
+            EXPECT_EQ(r->type, ReplyType::kValue) << "client " << t << " batch " << batch;
+            EXPECT_EQ(r->bytes, values[i / 2]) << "client " << t << " batch " << batch;
+          }
+          if (::testing::Test::HasFailure()) return count();
+        }
+      }
+    });
+  }
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (warmed_up.load() < clients && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  EXPECT_EQ(warmed_up.load(), clients) << "clients did not get 20 batches answered in 30 s";
+  stopping = true;
+  stop();
+  for (std::thread& th : threads) th.join();
+  return after_stop.load();
 }
 
 }  // namespace crabcache::fastpath::testing

@@ -8,12 +8,30 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <ostream>
 #include <string>
 #include <string_view>
 
 #include "fastpath/client.h"
+#include "fastpath/server.h"
+#include "gtest/gtest.h"
+
+namespace crabcache::fastpath {
+
+// Test names and failure messages say "epoll" rather than "1-byte object <01>".
+inline void PrintTo(IoEngine engine, std::ostream* os) { *os << IoEngineName(engine); }
+
+}  // namespace crabcache::fastpath
 
 namespace crabcache::fastpath::testing {
+
+// The I/O engines every fast path test runs against:
+//   INSTANTIATE_TEST_SUITE_P(Engines, MyTest, ::testing::ValuesIn(kEngines), EngineTestName);
+inline constexpr IoEngine kEngines[] = {IoEngine::kEpoll, IoEngine::kIoUring};
+std::string EngineTestName(const ::testing::TestParamInfo<IoEngine>& info);
+// Why `engine` cannot run in this process, for GTEST_SKIP; empty when it can. The io_uring probe
+// runs once per process.
+std::string EngineUnavailable(IoEngine engine);
 
 // Connects or fails the test (ASSERT in the caller via the returned null).
 std::unique_ptr<Client> ConnectTo(int port);
@@ -37,6 +55,11 @@ void KeysWithNulBytes(int port);
 // a second connection keeps working throughout.
 void MalformedFramesCloseOnlyThatConnection(int port, size_t max_key_bytes, size_t max_value_bytes);
 void ConcurrentClientsAgainstModel(int port, int clients, int commands_per_client);
+// `clients` connections pipeline PUT/GET pairs against their own keys; once each has had 20
+// batches answered, `stop` runs (it shuts the server down, gracefully). Every reply a client
+// reads must be right and in order; after `stop`, every connection ends (EOF or reset) instead
+// of hanging. Returns the replies read after `stop` began.
+uint64_t ClientsUnderLoadDuringShutdown(int port, int clients, const std::function<void()>& stop);
 
 }  // namespace crabcache::fastpath::testing
 

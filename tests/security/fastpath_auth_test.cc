@@ -1,11 +1,12 @@
 // Fast path authentication in process: a real Store + Executor + fastpath::Server with a token
-// store, driven through real sockets. Runs in the gcc, ASan and TSan builds.
+// store, driven through real sockets, on both I/O engines. Runs in the gcc, ASan and TSan builds.
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -37,11 +38,19 @@ bool WaitFor(const std::function<bool()>& done) {
   return done();
 }
 
-class FastPathAuthTest : public ::testing::Test {
+// Every test runs on both I/O engines (the auth rules live in the shared connection logic, the
+// engines only move bytes; this checks they do not change what a client sees).
+class FastPathAuthTest : public ::testing::TestWithParam<IoEngine> {
  protected:
   FastPathAuthTest()
       : store_(core::StoreOptions{.num_shards = 4, .clock = &clock_}), executor_(&store_, nullptr) {
     EXPECT_TRUE(tokens_.Replace({kAlpha, kBeta}).ok());
+  }
+
+  void SetUp() override {
+    if (const std::string why = testing::EngineUnavailable(GetParam()); !why.empty()) {
+      GTEST_SKIP() << why;
+    }
   }
 
   void StartServer(bool auth = true, absl::Duration idle_timeout = absl::Seconds(60)) {
@@ -51,10 +60,12 @@ class FastPathAuthTest : public ::testing::Test {
                        .threads = 2,
                        .idle_timeout = idle_timeout,
                        .tokens = auth ? &tokens_ : nullptr,
-                       .clock = &clock_},
+                       .clock = &clock_,
+                       .io_engine = GetParam()},
                       &executor_);
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = *std::move(server);
+    ASSERT_EQ(server_->io_engine(), GetParam());
   }
 
   std::unique_ptr<Client> Authed(const char* token = kAlpha) {
@@ -83,7 +94,10 @@ class FastPathAuthTest : public ::testing::Test {
   std::unique_ptr<Server> server_;
 };
 
-TEST_F(FastPathAuthTest, AuthThenCommandsInOnePipeline) {
+INSTANTIATE_TEST_SUITE_P(Engines, FastPathAuthTest, ::testing::ValuesIn(testing::kEngines),
+                         testing::EngineTestName);
+
+TEST_P(FastPathAuthTest, AuthThenCommandsInOnePipeline) {
   StartServer();
   std::unique_ptr<Client> c = ConnectTo(server_->port());
   ASSERT_NE(c, nullptr);
@@ -99,7 +113,7 @@ TEST_F(FastPathAuthTest, AuthThenCommandsInOnePipeline) {
   EXPECT_EQ(Failures(AuthFailure::kInvalid) + Failures(AuthFailure::kMissing), 0u);
 }
 
-TEST_F(FastPathAuthTest, CommandBeforeAuthGetsErrorAndClose) {
+TEST_P(FastPathAuthTest, CommandBeforeAuthGetsErrorAndClose) {
   StartServer();
   std::unique_ptr<Client> c = ConnectTo(server_->port());
   ASSERT_NE(c, nullptr);
@@ -113,7 +127,7 @@ TEST_F(FastPathAuthTest, CommandBeforeAuthGetsErrorAndClose) {
 
 // The refusal comes from the first byte: a stranger announcing a 1 MiB value is answered and
 // closed before the server buffers any of it.
-TEST_F(FastPathAuthTest, RefusedFromTheFirstByteWithoutBuffering) {
+TEST_P(FastPathAuthTest, RefusedFromTheFirstByteWithoutBuffering) {
   StartServer();
   std::unique_ptr<Client> c = ConnectTo(server_->port());
   ASSERT_NE(c, nullptr);
@@ -123,7 +137,7 @@ TEST_F(FastPathAuthTest, RefusedFromTheFirstByteWithoutBuffering) {
   EXPECT_TRUE(c->WaitForClose().ok());
 }
 
-TEST_F(FastPathAuthTest, WrongTokenThenRightToken) {
+TEST_P(FastPathAuthTest, WrongTokenThenRightToken) {
   StartServer();
   std::unique_ptr<Client> c = ConnectTo(server_->port());
   ASSERT_NE(c, nullptr);
@@ -135,7 +149,7 @@ TEST_F(FastPathAuthTest, WrongTokenThenRightToken) {
   EXPECT_EQ(Failures(AuthFailure::kInvalid), 1u);
 }
 
-TEST_F(FastPathAuthTest, ThirdFailureClosesAndLaterFramesNeverRun) {
+TEST_P(FastPathAuthTest, ThirdFailureClosesAndLaterFramesNeverRun) {
   StartServer();
   std::unique_ptr<Client> c = ConnectTo(server_->port());
   ASSERT_NE(c, nullptr);
@@ -155,7 +169,7 @@ TEST_F(FastPathAuthTest, ThirdFailureClosesAndLaterFramesNeverRun) {
   EXPECT_FALSE(v->has_value());
 }
 
-TEST_F(FastPathAuthTest, OversizedTokenIsMalformed) {
+TEST_P(FastPathAuthTest, OversizedTokenIsMalformed) {
   StartServer();
   std::unique_ptr<Client> c = ConnectTo(server_->port());
   ASSERT_NE(c, nullptr);
@@ -169,7 +183,7 @@ TEST_F(FastPathAuthTest, OversizedTokenIsMalformed) {
   EXPECT_NE(Authed(longest.c_str()), nullptr);
 }
 
-TEST_F(FastPathAuthTest, RemovedTokenRevokesOpenConnections) {
+TEST_P(FastPathAuthTest, RemovedTokenRevokesOpenConnections) {
   StartServer();
   std::unique_ptr<Client> alpha = Authed(kAlpha);
   std::unique_ptr<Client> beta = Authed(kBeta);
@@ -187,7 +201,7 @@ TEST_F(FastPathAuthTest, RemovedTokenRevokesOpenConnections) {
   EXPECT_EQ(again->Auth(kBeta).code(), absl::StatusCode::kUnauthenticated);
 }
 
-TEST_F(FastPathAuthTest, UnauthenticatedConnectionsTimeOut) {
+TEST_P(FastPathAuthTest, UnauthenticatedConnectionsTimeOut) {
   StartServer(/*auth=*/true, absl::Seconds(2));
   std::unique_ptr<Client> stranger = ConnectTo(server_->port());
   std::unique_ptr<Client> member = Authed();
@@ -203,7 +217,7 @@ TEST_F(FastPathAuthTest, UnauthenticatedConnectionsTimeOut) {
   EXPECT_TRUE(member->Ping().ok());  // Authenticated and idle: never timed out.
 }
 
-TEST_F(FastPathAuthTest, AuthWhileDisabledKeepsTheConnection) {
+TEST_P(FastPathAuthTest, AuthWhileDisabledKeepsTheConnection) {
   StartServer(/*auth=*/false);
   std::unique_ptr<Client> c = ConnectTo(server_->port());
   ASSERT_NE(c, nullptr);
@@ -213,9 +227,12 @@ TEST_F(FastPathAuthTest, AuthWhileDisabledKeepsTheConnection) {
   EXPECT_EQ(Failures(AuthFailure::kInvalid), 0u);
 }
 
-TEST_F(FastPathAuthTest, RejectsBadFailureLimit) {
+TEST_P(FastPathAuthTest, RejectsBadFailureLimit) {
   EXPECT_FALSE(
-      Server::Start({.address = "127.0.0.1", .port = 0, .max_auth_failures = 0}, &executor_).ok());
+      Server::Start(
+          {.address = "127.0.0.1", .port = 0, .max_auth_failures = 0, .io_engine = GetParam()},
+          &executor_)
+          .ok());
 }
 
 }  // namespace
