@@ -134,8 +134,18 @@ Metrics::Metrics(std::string version, std::string git_commit)
 Metrics::~Metrics() = default;
 
 Metrics::Block& Metrics::MyBlock() {
+  // The common case reads a trivially destructible thread_local (no TLS guard, no call); the
+  // ThreadSlot, which hands the block back at thread exit, is consulted only on a change.
+  struct Last {
+    uint64_t id;
+    Block* block;
+  };
+  thread_local Last last{0, nullptr};
+  if (last.id == id_) [[likely]]
+    return *last.block;
   thread_local ThreadSlot slot;
-  return *slot.For(id_, registry_);
+  last = {id_, slot.For(id_, registry_)};
+  return *last.block;
 }
 
 void Metrics::RecordBatch(const core::BatchMetrics& batch) {
