@@ -6,7 +6,7 @@ SHELL := /bin/bash
 
 BUILD ?= build
 JOBS ?= $(shell nproc)
-CMAKE_COMMON := -G Ninja -DCMAKE_EXPORT_COMPILE_COMMANDS=ON \
+CMAKE_COMMON = -G Ninja -DCMAKE_EXPORT_COMPILE_COMMANDS=ON \
   $(shell command -v ccache >/dev/null 2>&1 && echo -DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
 CLANG := -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++
 RUN_ARGS ?=
@@ -21,6 +21,7 @@ deps:
 	@tools/install-deps.sh test
 
 # Configure a build directory once; later builds reuse it (and ccache keeps rebuilds cheap).
+# CMAKE_COMMON is expanded when a recipe runs (=, not :=), after `deps` has installed ccache.
 $(BUILD)/release/build.ninja:
 	cmake -S . -B $(BUILD)/release $(CMAKE_COMMON) -DCMAKE_BUILD_TYPE=RelWithDebInfo
 $(BUILD)/asan/build.ninja:
