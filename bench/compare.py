@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """CrabCache vs redis-server, side by side on this machine, with crabcache-bench.
 
-  /usr/bin/python3 bench/compare.py [--build build/release] [--rounds 3] [--duration 5]
+  /usr/bin/python3 bench/compare.py [--build build/release] [--rounds 5] [--duration 5]
                                     [--warmup 1] [--out bench/results] [--only REGEX]
                                     [--skip-memory] [--quick]
 
@@ -432,7 +432,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--build", default="build/release", help="build folder (default %(default)s)")
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--duration", type=float, default=5, help="measured seconds per run")
     ap.add_argument("--warmup", type=float, default=1)
     ap.add_argument("--out", default="bench/results", help="folder for latest.md/json/svg")
