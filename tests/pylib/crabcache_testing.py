@@ -89,6 +89,10 @@ class FastPath:
         self._send(b"\x01")
         return self.reply()
 
+    def auth(self, token):
+        self._send(b"\x07" + self._blob(token))
+        return self.reply()
+
     def put(self, key, value, ttl_seconds=None):
         ttl = b"\x00" if ttl_seconds is None else b"\x01" + struct.pack("<Q", ttl_seconds)
         self._send(b"\x02" + self._blob(key) + self._blob(value) + ttl)
