@@ -23,6 +23,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import check_operations_doc  # pylint: disable=wrong-import-position
+import doccheck  # pylint: disable=wrong-import-position
 
 # Scripts whose flags the docs show; their argparse add_argument("--x", ...) calls define them.
 SCRIPTS = ["bench/compare.py", "bench/metrics_overhead.py", "tests/soak/run_soak.py",
@@ -123,16 +124,9 @@ def self_test():
          None),
         ("not a flag", "| a |---|\n\n`--8<--` and x--y", None),
     ]
-    failures = []
-    for name, text, expected in cases:
-        problems = check_text("doc.md", text, known)
-        if expected is None and problems:
-            failures.append(f"self-test '{name}': expected no problem, got {problems}")
-        elif expected is not None and not any(expected in p for p in problems):
-            failures.append(f"self-test '{name}': expected {expected!r}, got {problems}")
-        else:
-            print(f"self-test ok: {name}")
-    return failures
+    verdicts = [doccheck.self_test_verdict(name, check_text("doc.md", text, known), expected)
+                for name, text, expected in cases]
+    return [v for v in verdicts if v]
 
 
 def main():
@@ -143,6 +137,7 @@ def main():
     parser.add_argument("--root", default=os.path.abspath(os.path.join(HERE, "..", "..")))
     parser.add_argument("--self-test", action="store_true")
     args = parser.parse_args()
+    ok_message = "the self-test passed"
     if args.self_test:
         problems = self_test()
     else:
@@ -162,11 +157,8 @@ def main():
                 text = f.read()
             count += len(_FLAG.findall(text))
             problems += check_text(os.path.relpath(doc, args.root), text, known)
-        if not problems:
-            print(f"check_doc_flags: all {count} flag mentions in {len(docs)} files are defined")
-    for problem in problems:
-        print(f"check_doc_flags: {problem}", file=sys.stderr)
-    return 1 if problems else 0
+        ok_message = f"all {count} flag mentions in {len(docs)} files are defined"
+    return doccheck.report("check_doc_flags", problems, ok_message)
 
 
 if __name__ == "__main__":

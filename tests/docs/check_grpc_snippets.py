@@ -21,6 +21,9 @@ import sys
 import tempfile
 import textwrap
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import doccheck  # pylint: disable=wrong-import-position
+
 CHECKED_LANGUAGES = {"python", "js", "go", "java"}
 _REGION = re.compile(r"--8<-- \[(start|end):([A-Za-z0-9_-]+)\]")
 _MARKER = re.compile(r"^<!-- snippet: (\S+) ([A-Za-z0-9_-]+) -->$")
@@ -211,15 +214,8 @@ def self_test():
             doc = os.path.join(root, "doc.md")
             with open(doc, "w", encoding="utf-8") as f:
                 f.write(doc_text)
-            problems = check(root, doc)
-        if expected is None and problems:
-            failures.append(f"self-test '{name}': expected no problem, got {problems}")
-        elif expected is not None and not any(expected in p for p in problems):
-            failures.append(f"self-test '{name}': expected a problem with {expected!r}, "
-                            f"got {problems}")
-        else:
-            print(f"self-test ok: {name}")
-    return failures
+            failures.append(doccheck.self_test_verdict(name, check(root, doc), expected))
+    return [f for f in failures if f]
 
 
 def main():
@@ -230,17 +226,14 @@ def main():
     parser.add_argument("--self-test", action="store_true",
                         help="check the checker on made-up docs instead")
     args = parser.parse_args()
+    ok_message = "the self-test passed"
     if args.self_test:
         problems = self_test()
     else:
         problems = check(args.root, os.path.join(args.root, args.doc))
-        if not problems:
-            count = sum(1 for b in read_doc_blocks(os.path.join(args.root, args.doc)) if b[3])
-            print(f"check_grpc_snippets: all {count} marked blocks of {args.doc} equal their "
-                  "test regions")
-    for problem in problems:
-        print(f"check_grpc_snippets: {problem}", file=sys.stderr)
-    return 1 if problems else 0
+        count = sum(1 for b in read_doc_blocks(os.path.join(args.root, args.doc)) if b[3])
+        ok_message = f"all {count} marked blocks of {args.doc} equal their test regions"
+    return doccheck.report("check_grpc_snippets", problems, ok_message)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,9 @@ import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "pylib"))
+sys.path.insert(0, HERE)
 import crabcache_testing as ct  # pylint: disable=wrong-import-position
+import doccheck  # pylint: disable=wrong-import-position,wrong-import-order
 
 # Flags every abseil program has; --helpfull lists some of them under "Flags from ...absl/...".
 ABSL_BUILTIN_FLAGS = {"help", "helpfull", "helpshort", "helppackage", "helpon", "helpmatch",
@@ -269,16 +271,9 @@ def self_test():
             "`exposer_*`", "`exposer_*`, `process_*`"), SELF_TEST_EXPOSITION,
          "no exported family matches process_*"),
     ]
-    failures = []
-    for name, check, doc, data, expected in cases:
-        problems = check(doc, data)
-        if expected is None and problems:
-            failures.append(f"self-test '{name}': expected no problem, got {problems}")
-        elif expected is not None and not any(expected in p for p in problems):
-            failures.append(f"self-test '{name}': expected {expected!r}, got {problems}")
-        else:
-            print(f"self-test ok: {name}")
-    return failures
+    verdicts = [doccheck.self_test_verdict(name, check(doc, data), expected)
+                for name, check, doc, data, expected in cases]
+    return [v for v in verdicts if v]
 
 
 def main():
@@ -288,6 +283,7 @@ def main():
     parser.add_argument("--self-test", action="store_true",
                         help="check the checks on made-up input instead")
     args = parser.parse_args()
+    ok_message = "the self-test passed"
     if args.self_test:
         problems = self_test()
     else:
@@ -301,12 +297,9 @@ def main():
         with tempfile.TemporaryDirectory(prefix="crabcache-docs-") as workdir:
             exposition = scrape_with_traffic(args.server, workdir)
         problems += check_metrics(doc_text, exposition)
-        if not problems:
-            print(f"check_operations_doc: {len(table_rows(doc_text, 'flag'))} flags and "
-                  f"{len(table_rows(doc_text, 'metric'))} metric rows agree with crabcached")
-    for problem in problems:
-        print(f"check_operations_doc: {problem}", file=sys.stderr)
-    return 1 if problems else 0
+        ok_message = (f"{len(table_rows(doc_text, 'flag'))} flags and "
+                      f"{len(table_rows(doc_text, 'metric'))} metric rows agree with crabcached")
+    return doccheck.report("check_operations_doc", problems, ok_message)
 
 
 if __name__ == "__main__":
