@@ -2,16 +2,18 @@
 //
 // Usage: node cache_client_test.js HOST:PORT
 // The proto is loaded at run time from proto/crabcache/v1/cache.proto; nothing is generated.
+// The regions between the --8<-- markers are docs/grpc.md's Node snippets, word for word
+// (tests/docs/check_grpc_snippets.py checks it).
 'use strict';
 
 const assert = require('node:assert/strict');
 const path = require('node:path');
 
+const PROTO_ROOT = path.join(__dirname, '..', '..', '..', 'proto');  // The repository's proto/.
 // --8<-- [start:node-setup]
 const grpc = require('@grpc/grpc-js');
 const protoLoader = require('@grpc/proto-loader');
 
-const PROTO_ROOT = path.join(__dirname, '..', '..', '..', 'proto');
 const definition = protoLoader.loadSync('crabcache/v1/cache.proto', {
   includeDirs: [PROTO_ROOT],
   keepCase: true,   // Field names as in the proto (ttl_ms).
@@ -23,10 +25,12 @@ const definition = protoLoader.loadSync('crabcache/v1/cache.proto', {
 const v1 = grpc.loadPackageDefinition(definition).crabcache.v1;
 // --8<-- [end:node-setup]
 
+// --8<-- [start:node-helpers]
 function deadline(seconds) {
   return new Date(Date.now() + seconds * 1000);
 }
 
+// Unary RPCs take (request, [metadata], [options], callback); this wraps one in a promise.
 function unary(client, method, request) {
   return new Promise((resolve, reject) => {
     client[method](request, { deadline: deadline(5) }, (err, response) =>
@@ -34,7 +38,8 @@ function unary(client, method, request) {
   });
 }
 
-// Sends the batches on one BatchExecute stream and resolves with every response.
+// Sends the batches on one BatchExecute stream, half-closes it and resolves with every response
+// (one per batch, in order) when the server ends the stream.
 function runStream(client, batches) {
   return new Promise((resolve, reject) => {
     const responses = [];
@@ -46,6 +51,7 @@ function runStream(client, batches) {
     call.end();
   });
 }
+// --8<-- [end:node-helpers]
 
 async function testBatchExecute(client) {
   // --8<-- [start:node-batch]
@@ -69,6 +75,11 @@ async function testBatchExecute(client) {
     },
     { id: 3, commands: [] },
   ]);
+  for (const response of responses) {
+    for (const r of response.results) {
+      console.log(response.id, r.code, r.value.toString(), r.ttl_ms);
+    }
+  }
   // --8<-- [end:node-batch]
   assert.deepEqual(responses.map((r) => r.id), ['1', '2', '3']);
   assert.deepEqual(responses[0].results.map((r) => r.code), ['OK', 'HIT', 'MISS']);
@@ -111,11 +122,13 @@ async function testUnary(client) {
   await unary(client, 'Ping', {});
   await unary(client, 'Set', { key: Buffer.from('js:unary'), value: Buffer.from([0, 255]) });
   const got = await unary(client, 'Get', { key: Buffer.from('js:unary') });
+  console.log(got.found, got.value);  // true <Buffer 00 ff>
+  const del = await unary(client, 'Delete', { key: Buffer.from('js:unary') });
+  console.log(del.deleted);  // true
+  // --8<-- [end:node-unary]
   assert.ok(got.found);
   assert.deepEqual([...got.value], [0, 255]);
-  const del = await unary(client, 'Delete', { key: Buffer.from('js:unary') });
   assert.ok(del.deleted);
-  // --8<-- [end:node-unary]
   assert.equal((await unary(client, 'Get', { key: Buffer.from('js:unary') })).found, false);
   assert.equal((await unary(client, 'Delete', { key: Buffer.from('js:unary') })).deleted, false);
 }
@@ -123,7 +136,9 @@ async function testUnary(client) {
 async function main() {
   const target = process.argv[2];
   if (!target) throw new Error('usage: node cache_client_test.js HOST:PORT');
+  // --8<-- [start:node-connect]
   const client = new v1.Cache(target, grpc.credentials.createInsecure());
+  // --8<-- [end:node-connect]
   const tests = { testBatchExecute, testManyBatches, testBadCommandAndOversizedBatch, testUnary };
   let failed = 0;
   for (const [name, test] of Object.entries(tests)) {

@@ -3,9 +3,10 @@
 
 Usage: cache_client_test.py --target HOST:PORT --out_dir DIR --fastpath_port N
 
-Stubs are generated into DIR at test time from proto/crabcache/v1/cache.proto (grpc_tools when
-installed, else protoc with grpc_python_plugin); nothing generated is committed. A key written
-over gRPC is read over the fast path and the other way round.
+Stubs are generated into DIR at start from proto/crabcache/v1/cache.proto by protoc with Debian's
+grpc_python_plugin; nothing generated is committed. A key written over gRPC is read over the
+fast path and the other way round. The regions between the --8<-- markers are docs/grpc.md's
+Python snippets, word for word (tests/docs/check_grpc_snippets.py checks it).
 """
 
 import argparse
@@ -16,26 +17,39 @@ import unittest
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "pylib"))
 import crabcache_testing  # pylint: disable=wrong-import-position
 
-ARGS = None
-pb = None  # crabcache.v1.cache_pb2
-pb_grpc = None  # crabcache.v1.cache_pb2_grpc
+_parser = argparse.ArgumentParser()
+_parser.add_argument("--target", required=True)
+_parser.add_argument("--out_dir", required=True)
+_parser.add_argument("--fastpath_port", type=int, required=True)
+ARGS, UNITTEST_ARGS = _parser.parse_known_args()
+crabcache_testing.generate_stubs(ARGS.out_dir)  # Also puts out_dir on sys.path.
+
+# pylint: disable=wrong-import-position,wrong-import-order
+# --8<-- [start:python-import]
+import grpc
+from crabcache.v1 import cache_pb2 as pb, cache_pb2_grpc as pb_grpc
+# --8<-- [end:python-import]
+# pylint: enable=wrong-import-position,wrong-import-order
 
 
 class CacheClientTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        import grpc  # pylint: disable=import-outside-toplevel
-        cls.grpc = grpc
-        cls.channel = grpc.insecure_channel(ARGS.target)
-        grpc.channel_ready_future(cls.channel).result(timeout=10)
-        cls.stub = pb_grpc.CacheStub(cls.channel)
+        target = ARGS.target
+        # --8<-- [start:python-connect]
+        channel = grpc.insecure_channel(target)
+        stub = pb_grpc.CacheStub(channel)
+        # --8<-- [end:python-connect]
+        grpc.channel_ready_future(channel).result(timeout=10)
+        cls.channel, cls.stub = channel, stub
 
     @classmethod
     def tearDownClass(cls):
         cls.channel.close()
 
     def test_batch_execute_stream(self):
+        stub = self.stub
         # --8<-- [start:python-batch]
         def batches():
             yield pb.BatchRequest(id=1, commands=[
@@ -51,7 +65,10 @@ class CacheClientTest(unittest.TestCase):
             ])
             yield pb.BatchRequest(id=3)  # An empty batch gets an empty response.
 
-        responses = list(self.stub.BatchExecute(batches(), timeout=10))
+        responses = list(stub.BatchExecute(batches(), timeout=10))
+        for response in responses:
+            for result in response.results:
+                print(response.id, pb.Code.Name(result.code), result.value, result.ttl_ms)
         # --8<-- [end:python-batch]
         self.assertEqual([r.id for r in responses], [1, 2, 3])
         first, second, third = responses
@@ -88,17 +105,18 @@ class CacheClientTest(unittest.TestCase):
 
     def test_oversized_batch_fails_the_stream(self):
         big = pb.BatchRequest(id=1, commands=[pb.Command(ping=pb.Ping())] * 10001)
-        with self.assertRaises(self.grpc.RpcError) as caught:
+        with self.assertRaises(grpc.RpcError) as caught:
             list(self.stub.BatchExecute(iter([big]), timeout=10))
-        self.assertEqual(caught.exception.code(), self.grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertEqual(caught.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
 
     def test_unary_calls(self):
+        stub = self.stub
         # --8<-- [start:python-unary]
-        self.stub.Ping(pb.PingRequest(), timeout=5)
-        self.stub.Set(pb.SetRequest(key=b"py:unary", value=b"\x00\xff"), timeout=5)
-        got = self.stub.Get(pb.GetRequest(key=b"py:unary"), timeout=5)
+        stub.Ping(pb.PingRequest(), timeout=5)
+        stub.Set(pb.SetRequest(key=b"py:unary", value=b"\x00\xff"), timeout=5)
+        got = stub.Get(pb.GetRequest(key=b"py:unary"), timeout=5)
         assert got.found and got.value == b"\x00\xff"
-        deleted = self.stub.Delete(pb.DeleteRequest(key=b"py:unary"), timeout=5)
+        deleted = stub.Delete(pb.DeleteRequest(key=b"py:unary"), timeout=5)
         assert deleted.deleted
         # --8<-- [end:python-unary]
         self.assertFalse(self.stub.Get(pb.GetRequest(key=b"py:unary"), timeout=5).found)
@@ -117,17 +135,5 @@ class CacheClientTest(unittest.TestCase):
             fast.close()
 
 
-def main():
-    global ARGS
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--target", required=True)
-    parser.add_argument("--out_dir", required=True)
-    parser.add_argument("--fastpath_port", type=int, required=True)
-    ARGS, rest = parser.parse_known_args()
-    global pb, pb_grpc
-    pb, pb_grpc = crabcache_testing.generate_stubs(ARGS.out_dir)
-    unittest.main(argv=[sys.argv[0]] + rest, verbosity=2)
-
-
 if __name__ == "__main__":
-    main()
+    unittest.main(argv=[sys.argv[0]] + UNITTEST_ARGS, verbosity=2)
