@@ -10,6 +10,9 @@
 #                                error its "# expect:" line names (see mode_bad_values)
 #   helm_checks.sh prometheus    deploy/prometheus/prometheus.yml: promtool, and its relabelling
 #                                applied to the rendered chart's pods (check_prometheus.mjs)
+#   helm_checks.sh validator     the offline validator can fail: validate_manifests.mjs accepts
+#                                tests/deploy/bad-manifests/valid.yaml and refuses every other
+#                                file there with the message of its "# expect:" line (no helm)
 #   helm_checks.sh flags CRABCACHED
 #                                every flag the chart passes (all three value sets) exists in
 #                                `crabcached --helpfull`; the default and minimal flags start a
@@ -21,7 +24,11 @@ here="$root/tests/deploy"
 chart="$root/helm/crabcache"
 all_values="$chart/ci/all-features-values.yaml"
 min_values="$chart/ci/minimal-values.yaml"
-helm="$("$root/tools/fetch-helm.sh" --print)/helm"
+# Every mode but validator needs helm (fetched once, then found in tools/.cache/bin).
+helm=""
+if [[ "${1:-}" != validator ]]; then
+  helm="$("$root/tools/fetch-helm.sh" --print)/helm"
+fi
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
@@ -135,6 +142,32 @@ mode_bad_values() {
   ((failed == 0))
 }
 
+mode_validator() {
+  # Exit status 1 alone would not do: node also exits 1 on an uncaught exception. Each refusal
+  # must name the file's one defect.
+  need_node_modules
+  local f expect out rc passed=0 failed=0
+  node "$here/validate_manifests.mjs" "$here/bad-manifests/valid.yaml" ||
+    fail "validate_manifests.mjs refuses the control file bad-manifests/valid.yaml"
+  for f in "$here"/bad-manifests/*.yaml; do
+    [[ "$(basename "$f")" == valid.yaml ]] && continue
+    expect="$(sed -n 's/^# expect: //p' "$f")"
+    [[ -n "$expect" ]] || fail "$f needs an '# expect:' line"
+    rc=0
+    out="$(node "$here/validate_manifests.mjs" "$f" 2>&1)" || rc=$?
+    if ((rc != 1)) || ! grep -qF -- "$expect" <<<"$out"; then
+      echo "FAIL $(basename "$f"): exit $rc, expected 1 and \"$expect\"" >&2
+      sed 's/^/    /' <<<"$out" >&2
+      failed=$((failed + 1))
+    else
+      passed=$((passed + 1))
+    fi
+  done
+  ((passed > 0)) || fail "no fixtures in tests/deploy/bad-manifests"
+  echo "validator: $passed passed, $failed failed"
+  ((failed == 0))
+}
+
 mode_prometheus() {
   need_node_modules
   command -v promtool >/dev/null || fail "promtool is missing (Debian package prometheus)"
@@ -240,6 +273,7 @@ case "${1:-}" in
   template) mode_template ;;
   bad-values) mode_bad_values ;;
   prometheus) mode_prometheus ;;
+  validator) mode_validator ;;
   flags) mode_flags "${2:-}" ;;
-  *) fail "usage: $0 lint|template|bad-values|prometheus|flags CRABCACHED" ;;
+  *) fail "usage: $0 lint|template|bad-values|prometheus|validator|flags CRABCACHED" ;;
 esac
