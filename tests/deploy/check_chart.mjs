@@ -1,6 +1,8 @@
 // Checks the promises of the crabcache chart on rendered manifests (any values):
 //
-//   node tests/deploy/check_chart.mjs RENDERED.yaml [--max-memory-percent N]
+//   node tests/deploy/check_chart.mjs RENDERED.yaml [--max-memory-percent N] [--qos CLASS]
+//
+// --qos: the QoS class Kubernetes gives the crabcached pods (Guaranteed, Burstable, BestEffort).
 //
 // Schemas say a manifest is well-formed; this says it does what docs/operations.md claims:
 // selectors that really select the pods, probes on the right port, a grace period that covers
@@ -13,8 +15,10 @@ const args = process.argv.slice(2);
 const file = args[0];
 const pctIndex = args.indexOf("--max-memory-percent");
 const expectPercent = pctIndex >= 0 ? Number(args[pctIndex + 1]) : null;
+const qosIndex = args.indexOf("--qos");
+const expectQos = qosIndex >= 0 ? args[qosIndex + 1] : null;
 if (!file) {
-  console.error("usage: check_chart.mjs RENDERED.yaml [--max-memory-percent N]");
+  console.error("usage: check_chart.mjs RENDERED.yaml [--max-memory-percent N] [--qos CLASS]");
   process.exit(2);
 }
 
@@ -40,6 +44,33 @@ function bytes(q) {
                  Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, Pi: 2 ** 50, Ei: 2 ** 60 };
   return Math.floor(Number(m[1]) * mult[m[2]]);
 }
+function millicores(q) {
+  const m = String(q).match(/^([0-9.]+)(m?)$/);
+  if (!m) throw new Error(`bad CPU quantity ${q}`);
+  return Math.round(Number(m[1]) * (m[2] ? 1 : 1000));
+}
+
+// The pod's QoS class as the API server assigns it (pkg/apis/core/helper/qos): BestEffort without
+// any CPU or memory request or limit; Guaranteed when every container (init ones too) has CPU and
+// memory limits and its requests (which default to the limits) equal them; else Burstable.
+function qosClass(spec) {
+  const amount = { cpu: millicores, memory: bytes };
+  let any = false;
+  let guaranteed = true;
+  for (const ctr of [...(spec.initContainers || []), ...spec.containers]) {
+    const limits = ctr.resources?.limits || {};
+    const requests = ctr.resources?.requests || {};
+    for (const r of ["cpu", "memory"]) {
+      const limit = limits[r] === undefined ? null : amount[r](limits[r]);
+      const request = requests[r] === undefined ? limit : amount[r](requests[r]);
+      if (limit || request) any = true;
+      if (!limit || request !== limit) guaranteed = false;
+    }
+  }
+  if (!any) return "BestEffort";
+  return guaranteed ? "Guaranteed" : "Burstable";
+}
+
 function seconds(d) {
   const m = String(d).match(/^(\d+)s$/);
   if (!m) throw new Error(`expected whole seconds, got ${d}`);
@@ -136,6 +167,11 @@ if (limit) {
     expect(maxMemory === Math.floor((bytes(limit) * expectPercent) / 100),
            `--max_memory ${maxMemory} != ${expectPercent}% of ${limit}`);
   }
+}
+
+if (expectQos !== null) {
+  const qos = qosClass(pod.spec);
+  expect(qos === expectQos, `the pods' QoS class is ${qos}, expected ${expectQos}`);
 }
 
 // --- Security. ------------------------------------------------------------------------------------

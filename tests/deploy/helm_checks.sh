@@ -81,12 +81,16 @@ mode_template() {
   render default
   render all-features -f "$all_values"
   render minimal -f "$min_values"
+  # A CPU limit equal to the CPU request: the documented way to the Guaranteed QoS class.
+  render guaranteed --set resources.requests.cpu=2 --set resources.limits.cpu=2
   node "$here/validate_manifests.mjs" "$work/default.yaml" "$work/all-features.yaml" \
-    "$work/minimal.yaml"
-  # The default --max_memory is memory.limitPercent (70) of the limit.
-  node "$here/check_chart.mjs" "$work/default.yaml" --max-memory-percent 70
-  node "$here/check_chart.mjs" "$work/all-features.yaml"
-  node "$here/check_chart.mjs" "$work/minimal.yaml"
+    "$work/minimal.yaml" "$work/guaranteed.yaml"
+  # The default --max_memory is memory.limitPercent (70) of the limit. With a CPU request and no
+  # CPU limit (default, minimal) or a limit above the request (all-features) pods are Burstable.
+  node "$here/check_chart.mjs" "$work/default.yaml" --max-memory-percent 70 --qos Burstable
+  node "$here/check_chart.mjs" "$work/all-features.yaml" --qos Burstable
+  node "$here/check_chart.mjs" "$work/minimal.yaml" --qos Burstable
+  node "$here/check_chart.mjs" "$work/guaranteed.yaml" --qos Guaranteed
   # Every optional object is really rendered when its feature is on.
   local kind
   for kind in StatefulSet Service PodDisruptionBudget ServiceAccount NetworkPolicy \
