@@ -108,6 +108,9 @@ expect(String(portOf("fastpath")) === flags.port, "--port differs from the fastp
 if (flags.metrics_address) {
   expect(flags.metrics_address.endsWith(`:${portOf("metrics")}`),
          "--metrics_address differs from the metrics container port");
+  // host:port, an IPv6 host in brackets (civetweb reads "::9090" as garbage).
+  expect(/^(\[[0-9A-Fa-f:.]+\]|[^:[\]]+):\d+$/.test(flags.metrics_address),
+         `--metrics_address=${flags.metrics_address} is not host:port or [IPv6]:port`);
 }
 
 const services = ofKind("Service");
