@@ -48,6 +48,35 @@ render() {  # render NAME [helm args...] -> $work/NAME.yaml
   "$helm" template crabcache "$chart" --namespace cache "$@" >"$work/$name.yaml"
 }
 
+# NOTES.txt as `helm install` would print it -> $work/NAME.notes. helm template never renders
+# NOTES.txt, so a copy of the chart wraps it in a define and emits it as a JSON string.
+render_notes() {  # render_notes NAME [helm args...]
+  local name="$1" copy="$work/notes-chart"
+  shift
+  if [[ ! -d "$copy" ]]; then
+    cp -r "$chart" "$copy"
+    { echo '{{- define "crabcache.testNotes" -}}'
+      cat "$chart/templates/NOTES.txt"
+      echo '{{- end }}'
+      echo 'notes: {{ include "crabcache.testNotes" . | toJson }}'
+    } >"$copy/templates/zz-notes.yaml"
+  fi
+  # node resolves "yaml" from the working directory: tests/deploy's node_modules.
+  "$helm" template crabcache "$copy" --namespace cache --show-only templates/zz-notes.yaml "$@" |
+    (cd "$here" && node --input-type=module -e '
+      import { parse } from "yaml";
+      import { readFileSync } from "node:fs";
+      process.stdout.write(parse(readFileSync(0, "utf8")).notes);') >"$work/$name.notes"
+}
+
+notes_have() {  # NAME TEXT: the notes of render NAME contain TEXT
+  grep -qF -- "$2" "$work/$1.notes" || fail "the $1 NOTES lack \"$2\":$(sed 's/^/    /' "$work/$1.notes")"
+}
+
+notes_lack() {  # NAME TEXT
+  if grep -qF -- "$2" "$work/$1.notes"; then fail "the $1 NOTES contain \"$2\""; fi
+}
+
 # Every key of values.yaml has a comment line right above it (keys inside default list items,
 # e.g. the topology constraints, are data, not values, and are exempt).
 check_values_comments() {
@@ -102,6 +131,18 @@ mode_template() {
   expect_arg ipv6-dual-stack --metrics_address=0.0.0.0:9090
   node "$here/validate_manifests.mjs" "$work/ipv6-metrics.yaml"
   node "$here/check_chart.mjs" "$work/ipv6-metrics.yaml"
+  # NOTES.txt: grpcurl -plaintext only against a plaintext port.
+  render_notes default
+  notes_have default "grpcurl -plaintext localhost:50051 grpc.health.v1.Health/Check"
+  notes_lack default "-cacert"
+  render_notes tls --set tls.enabled=true --set tls.secretName=crabcache-tls
+  notes_lack tls "-plaintext localhost:50051"
+  notes_have tls "grpcurl -plaintext localhost:50052 grpc.health.v1.Health/Check"
+  notes_have tls "grpcurl -cacert ca.crt -servername"
+  render_notes mtls -f "$all_values"
+  notes_lack mtls "-plaintext localhost:50051"
+  notes_have mtls "grpcurl -cacert ca.crt -cert client.crt -key client.key -servername"
+  echo "NOTES.txt: plaintext grpcurl without TLS, TLS grpcurl (and the plaintext health port) with it"
   # Every optional object is really rendered when its feature is on.
   local kind
   for kind in StatefulSet Service PodDisruptionBudget ServiceAccount NetworkPolicy \
