@@ -216,7 +216,7 @@ for (const sm of ofKind("ServiceMonitor")) {
          "ServiceMonitor must select exactly the headless Service (one target per pod)");
 }
 
-// --- helm test: hook pod, hardened, one check per pod DNS name. -------------------------------
+// --- helm test: hook pod, hardened, one check per pod DNS name, in sequence. ---------------------
 const tests = ofKind("Pod").filter((p) => p.metadata.annotations?.["helm.sh/hook"] === "test");
 for (const t of tests) {
   for (const s of services) {
@@ -228,10 +228,18 @@ for (const t of tests) {
   const tsc = t.spec.securityContext || {};
   expect(tsc.runAsNonRoot === true, "test pod not non-root");
   expect(t.spec.restartPolicy === "Never", "test pod must not restart");
-  const text = JSON.stringify(t.spec.containers);
+  // Checks run one after another (init containers, then the one container), so the pod requests
+  // what one check does (the largest init container, not a sum) for any replica count.
+  expect(t.spec.containers.length === 1,
+         `helm test pod has ${t.spec.containers.length} containers; N checks must not run side by side`);
+  const checks = [...(t.spec.initContainers || []), ...t.spec.containers];
+  expect(checks.length === set.spec.replicas,
+         `helm test runs ${checks.length} checks for ${set.spec.replicas} pods`);
   for (let i = 0; i < set.spec.replicas; i++) {
     const host = `${set.metadata.name}-${i}.${headless.metadata.name}`;
-    expect(text.includes(host), `helm test does not check ${host}`);
+    const check = checks.find((x) => x.name === `health-${i}`);
+    expect(check && JSON.stringify(check.command).includes(`${host}:`),
+           `helm test does not check ${host} (container health-${i})`);
   }
 }
 

@@ -120,6 +120,10 @@ mode_template() {
   node "$here/check_chart.mjs" "$work/all-features.yaml" --qos Burstable
   node "$here/check_chart.mjs" "$work/minimal.yaml" --qos Burstable
   node "$here/check_chart.mjs" "$work/guaranteed.yaml" --qos Guaranteed
+  # One replica: the helm test pod has its one check and no init containers.
+  render single --set replicaCount=1
+  node "$here/validate_manifests.mjs" "$work/single.yaml"
+  node "$here/check_chart.mjs" "$work/single.yaml"
   # --metrics_address follows config.address (IPv6 in brackets) unless metrics.address is set.
   expect_arg default --metrics_address=0.0.0.0:9090
   render ipv4-address --set config.address=10.0.0.7
