@@ -65,8 +65,8 @@ TOKENS = ("soak-token-primary-0123456789", "soak-token-second-0123456789")
 
 # The RSS bound is --max_memory + a fixed overhead per build: what the process holds beyond the
 # bytes the store accounts for. Measured at the soak's --max_memory=64Mi (peak RSS - 64 MiB):
-#   asan:    +128 MiB (191.9 MiB peak, docs/benchmarks.md, 2026-11-25), +114-117 MiB on
-#            2026-12-03 (178.2 and 180.6 MiB); an older server peaked at 206 MiB (+142). Shadow
+#   asan:    +128 MiB (191.9 MiB peak, docs/benchmarks.md, 2026-11-25), +107-122 MiB in two
+#            60 s runs on 2026-12-03 (171.0-185.9 MiB); an older server peaked at 206 MiB. Shadow
 #            memory (1/8 of what the allocator maps), redzones around every block, the 16 MiB
 #            quarantine (ASAN_OPTIONS below) and ASan's allocator caches.
 #   release: +73 MiB (137.4 MiB peak, 2026-11-25), +43-60 MiB on 2026-12-03 (106.9 and
