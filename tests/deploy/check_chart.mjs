@@ -154,9 +154,13 @@ expect(!c.lifecycle?.preStop?.exec, "preStop exec needs a shell the image does n
 const drain = preStop + seconds(flags.shutdown_delay) + seconds(flags.shutdown_grace);
 expect(pod.spec.terminationGracePeriodSeconds > drain,
        `terminationGracePeriodSeconds ${pod.spec.terminationGracePeriodSeconds} <= ${drain}`);
+// Health is NOT_SERVING from SIGTERM to exit. A kubelet that probes liveness on a terminating
+// pod may see the first failure right after SIGTERM and kills at the failureThreshold-th, one
+// period apart: that must come after the drain (delay + grace) is over.
 const live = c.livenessProbe;
-expect(live.periodSeconds * live.failureThreshold > seconds(flags.shutdown_delay) + seconds(flags.shutdown_grace),
-       "liveness failure budget shorter than the drain (older kubelets probe terminating pods)");
+expect(live.periodSeconds * (live.failureThreshold - 1) >
+         seconds(flags.shutdown_delay) + seconds(flags.shutdown_grace),
+       "liveness could kill crabcached mid-drain (some kubelets probe terminating pods)");
 
 // --- Memory: --max_memory derived from the limit, with headroom. --------------------------------
 const limit = c.resources?.limits?.memory;
