@@ -130,7 +130,7 @@ mode_template() {
   expect_arg ipv4-address --metrics_address=10.0.0.7:9090
   render ipv6-metrics --set config.address=:: --set metrics.address=:: --set ports.metrics=9100
   expect_arg ipv6-metrics --address=::
-  expect_arg ipv6-metrics --metrics_address=[::]:9100
+  expect_arg ipv6-metrics "--metrics_address=[::]:9100"
   render ipv6-dual-stack --set config.address=:: --set metrics.address=0.0.0.0
   expect_arg ipv6-dual-stack --metrics_address=0.0.0.0:9090
   node "$here/validate_manifests.mjs" "$work/ipv6-metrics.yaml"
@@ -158,6 +158,17 @@ mode_template() {
       fail "default values render a $kind (it should be opt-in)"
     fi
   done
+}
+
+# Counts one fixture in the caller's passed/failed; a problem is printed with the output.
+tally() {  # FILE PROBLEM OUTPUT ("" = as expected)
+  if [[ -n "$2" ]]; then
+    echo "FAIL $(basename "$1"): $2" >&2
+    sed 's/^/    /' <<<"$3" >&2
+    failed=$((failed + 1))
+  else
+    passed=$((passed + 1))
+  fi
 }
 
 mode_bad_values() {
@@ -190,13 +201,7 @@ mode_bad_values() {
         problem="helm lint refused it, but not with \"$expect\""
       fi
     fi
-    if [[ -n "$problem" ]]; then
-      echo "FAIL $(basename "$f"): $problem" >&2
-      sed 's/^/    /' <<<"$out" >&2
-      failed=$((failed + 1))
-    else
-      passed=$((passed + 1))
-    fi
+    tally "$f" "$problem" "$out"
   done
   echo "bad values: $passed passed, $failed failed"
   ((failed == 0))
@@ -215,13 +220,11 @@ mode_validator() {
     [[ -n "$expect" ]] || fail "$f needs an '# expect:' line"
     rc=0
     out="$(node "$here/validate_manifests.mjs" "$f" 2>&1)" || rc=$?
+    local problem=""
     if ((rc != 1)) || ! grep -qF -- "$expect" <<<"$out"; then
-      echo "FAIL $(basename "$f"): exit $rc, expected 1 and \"$expect\"" >&2
-      sed 's/^/    /' <<<"$out" >&2
-      failed=$((failed + 1))
-    else
-      passed=$((passed + 1))
+      problem="exit $rc, expected 1 and \"$expect\""
     fi
+    tally "$f" "$problem" "$out"
   done
   ((passed > 0)) || fail "no fixtures in tests/deploy/bad-manifests"
   echo "validator: $passed passed, $failed failed"
