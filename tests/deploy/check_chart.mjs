@@ -1,6 +1,8 @@
 // Checks the promises of the crabcache chart on rendered manifests (any values):
 //
-//   node tests/deploy/check_chart.mjs RENDERED.yaml [--max-memory-percent N]
+//   node tests/deploy/check_chart.mjs RENDERED.yaml [--max-memory-percent N] [--qos CLASS]
+//
+// --qos: the QoS class Kubernetes gives the crabcached pods (Guaranteed, Burstable, BestEffort).
 //
 // Schemas say a manifest is well-formed; this says it does what docs/operations.md claims:
 // selectors that really select the pods, probes on the right port, a grace period that covers
@@ -13,8 +15,10 @@ const args = process.argv.slice(2);
 const file = args[0];
 const pctIndex = args.indexOf("--max-memory-percent");
 const expectPercent = pctIndex >= 0 ? Number(args[pctIndex + 1]) : null;
+const qosIndex = args.indexOf("--qos");
+const expectQos = qosIndex >= 0 ? args[qosIndex + 1] : null;
 if (!file) {
-  console.error("usage: check_chart.mjs RENDERED.yaml [--max-memory-percent N]");
+  console.error("usage: check_chart.mjs RENDERED.yaml [--max-memory-percent N] [--qos CLASS]");
   process.exit(2);
 }
 
@@ -40,6 +44,33 @@ function bytes(q) {
                  Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, Pi: 2 ** 50, Ei: 2 ** 60 };
   return Math.floor(Number(m[1]) * mult[m[2]]);
 }
+function millicores(q) {
+  const m = String(q).match(/^([0-9.]+)(m?)$/);
+  if (!m) throw new Error(`bad CPU quantity ${q}`);
+  return Math.round(Number(m[1]) * (m[2] ? 1 : 1000));
+}
+
+// The pod's QoS class as the API server assigns it (pkg/apis/core/helper/qos): BestEffort without
+// any CPU or memory request or limit; Guaranteed when every container (init ones too) has CPU and
+// memory limits and its requests (which default to the limits) equal them; else Burstable.
+function qosClass(spec) {
+  const amount = { cpu: millicores, memory: bytes };
+  let any = false;
+  let guaranteed = true;
+  for (const ctr of [...(spec.initContainers || []), ...spec.containers]) {
+    const limits = ctr.resources?.limits || {};
+    const requests = ctr.resources?.requests || {};
+    for (const r of ["cpu", "memory"]) {
+      const limit = limits[r] === undefined ? null : amount[r](limits[r]);
+      const request = requests[r] === undefined ? limit : amount[r](requests[r]);
+      if (limit || request) any = true;
+      if (!limit || request !== limit) guaranteed = false;
+    }
+  }
+  if (!any) return "BestEffort";
+  return guaranteed ? "Guaranteed" : "Burstable";
+}
+
 function seconds(d) {
   const m = String(d).match(/^(\d+)s$/);
   if (!m) throw new Error(`expected whole seconds, got ${d}`);
@@ -77,6 +108,9 @@ expect(String(portOf("fastpath")) === flags.port, "--port differs from the fastp
 if (flags.metrics_address) {
   expect(flags.metrics_address.endsWith(`:${portOf("metrics")}`),
          "--metrics_address differs from the metrics container port");
+  // host:port, an IPv6 host in brackets (civetweb reads "::9090" as garbage).
+  expect(/^(\[[0-9A-Fa-f:.]+\]|[^:[\]]+):\d+$/.test(flags.metrics_address),
+         `--metrics_address=${flags.metrics_address} is not host:port or [IPv6]:port`);
 }
 
 const services = ofKind("Service");
@@ -120,9 +154,13 @@ expect(!c.lifecycle?.preStop?.exec, "preStop exec needs a shell the image does n
 const drain = preStop + seconds(flags.shutdown_delay) + seconds(flags.shutdown_grace);
 expect(pod.spec.terminationGracePeriodSeconds > drain,
        `terminationGracePeriodSeconds ${pod.spec.terminationGracePeriodSeconds} <= ${drain}`);
+// Health is NOT_SERVING from SIGTERM to exit. A kubelet that probes liveness on a terminating
+// pod may see the first failure right after SIGTERM and kills at the failureThreshold-th, one
+// period apart: that must come after the drain (delay + grace) is over.
 const live = c.livenessProbe;
-expect(live.periodSeconds * live.failureThreshold > seconds(flags.shutdown_delay) + seconds(flags.shutdown_grace),
-       "liveness failure budget shorter than the drain (older kubelets probe terminating pods)");
+expect(live.periodSeconds * (live.failureThreshold - 1) >
+         seconds(flags.shutdown_delay) + seconds(flags.shutdown_grace),
+       "liveness could kill crabcached mid-drain (some kubelets probe terminating pods)");
 
 // --- Memory: --max_memory derived from the limit, with headroom. --------------------------------
 const limit = c.resources?.limits?.memory;
@@ -136,6 +174,11 @@ if (limit) {
     expect(maxMemory === Math.floor((bytes(limit) * expectPercent) / 100),
            `--max_memory ${maxMemory} != ${expectPercent}% of ${limit}`);
   }
+}
+
+if (expectQos !== null) {
+  const qos = qosClass(pod.spec);
+  expect(qos === expectQos, `the pods' QoS class is ${qos}, expected ${expectQos}`);
 }
 
 // --- Security. ------------------------------------------------------------------------------------
@@ -177,7 +220,7 @@ for (const sm of ofKind("ServiceMonitor")) {
          "ServiceMonitor must select exactly the headless Service (one target per pod)");
 }
 
-// --- helm test: hook pod, hardened, one check per pod DNS name. -------------------------------
+// --- helm test: hook pod, hardened, one check per pod DNS name, in sequence. ---------------------
 const tests = ofKind("Pod").filter((p) => p.metadata.annotations?.["helm.sh/hook"] === "test");
 for (const t of tests) {
   for (const s of services) {
@@ -189,10 +232,18 @@ for (const t of tests) {
   const tsc = t.spec.securityContext || {};
   expect(tsc.runAsNonRoot === true, "test pod not non-root");
   expect(t.spec.restartPolicy === "Never", "test pod must not restart");
-  const text = JSON.stringify(t.spec.containers);
+  // Checks run one after another (init containers, then the one container), so the pod requests
+  // what one check does (the largest init container, not a sum) for any replica count.
+  expect(t.spec.containers.length === 1,
+         `helm test pod has ${t.spec.containers.length} containers; N checks must not run side by side`);
+  const checks = [...(t.spec.initContainers || []), ...t.spec.containers];
+  expect(checks.length === set.spec.replicas,
+         `helm test runs ${checks.length} checks for ${set.spec.replicas} pods`);
   for (let i = 0; i < set.spec.replicas; i++) {
     const host = `${set.metadata.name}-${i}.${headless.metadata.name}`;
-    expect(text.includes(host), `helm test does not check ${host}`);
+    const check = checks.find((x) => x.name === `health-${i}`);
+    expect(check && JSON.stringify(check.command).includes(`${host}:`),
+           `helm test does not check ${host} (container health-${i})`);
   }
 }
 

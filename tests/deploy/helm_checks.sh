@@ -10,6 +10,9 @@
 #                                error its "# expect:" line names (see mode_bad_values)
 #   helm_checks.sh prometheus    deploy/prometheus/prometheus.yml: promtool, and its relabelling
 #                                applied to the rendered chart's pods (check_prometheus.mjs)
+#   helm_checks.sh validator     the offline validator can fail: validate_manifests.mjs accepts
+#                                tests/deploy/bad-manifests/valid.yaml and refuses every other
+#                                file there with the message of its "# expect:" line (no helm)
 #   helm_checks.sh flags CRABCACHED
 #                                every flag the chart passes (all three value sets) exists in
 #                                `crabcached --helpfull`; the default and minimal flags start a
@@ -21,7 +24,11 @@ here="$root/tests/deploy"
 chart="$root/helm/crabcache"
 all_values="$chart/ci/all-features-values.yaml"
 min_values="$chart/ci/minimal-values.yaml"
-helm="$("$root/tools/fetch-helm.sh" --print)/helm"
+# Every mode but validator needs helm (fetched once, then found in tools/.cache/bin).
+helm=""
+if [[ "${1:-}" != validator ]]; then
+  helm="$("$root/tools/fetch-helm.sh" --print)/helm"
+fi
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
@@ -39,6 +46,35 @@ render() {  # render NAME [helm args...] -> $work/NAME.yaml
   local name="$1"
   shift
   "$helm" template crabcache "$chart" --namespace cache "$@" >"$work/$name.yaml"
+}
+
+# NOTES.txt as `helm install` would print it -> $work/NAME.notes. helm template never renders
+# NOTES.txt, so a copy of the chart wraps it in a define and emits it as a JSON string.
+render_notes() {  # render_notes NAME [helm args...]
+  local name="$1" copy="$work/notes-chart"
+  shift
+  if [[ ! -d "$copy" ]]; then
+    cp -r "$chart" "$copy"
+    { echo '{{- define "crabcache.testNotes" -}}'
+      cat "$chart/templates/NOTES.txt"
+      echo '{{- end }}'
+      echo 'notes: {{ include "crabcache.testNotes" . | toJson }}'
+    } >"$copy/templates/zz-notes.yaml"
+  fi
+  # node resolves "yaml" from the working directory: tests/deploy's node_modules.
+  "$helm" template crabcache "$copy" --namespace cache --show-only templates/zz-notes.yaml "$@" |
+    (cd "$here" && node --input-type=module -e '
+      import { parse } from "yaml";
+      import { readFileSync } from "node:fs";
+      process.stdout.write(parse(readFileSync(0, "utf8")).notes);') >"$work/$name.notes"
+}
+
+notes_have() {  # NAME TEXT: the notes of render NAME contain TEXT
+  grep -qF -- "$2" "$work/$1.notes" || fail "the $1 NOTES lack \"$2\":$(sed 's/^/    /' "$work/$1.notes")"
+}
+
+notes_lack() {  # NAME TEXT
+  if grep -qF -- "$2" "$work/$1.notes"; then fail "the $1 NOTES contain \"$2\""; fi
 }
 
 # Every key of values.yaml has a comment line right above it (keys inside default list items,
@@ -74,12 +110,43 @@ mode_template() {
   render default
   render all-features -f "$all_values"
   render minimal -f "$min_values"
+  # A CPU limit equal to the CPU request: the documented way to the Guaranteed QoS class.
+  render guaranteed --set resources.requests.cpu=2 --set resources.limits.cpu=2
   node "$here/validate_manifests.mjs" "$work/default.yaml" "$work/all-features.yaml" \
-    "$work/minimal.yaml"
-  # The default --max_memory is memory.limitPercent (70) of the limit.
-  node "$here/check_chart.mjs" "$work/default.yaml" --max-memory-percent 70
-  node "$here/check_chart.mjs" "$work/all-features.yaml"
-  node "$here/check_chart.mjs" "$work/minimal.yaml"
+    "$work/minimal.yaml" "$work/guaranteed.yaml"
+  # The default --max_memory is memory.limitPercent (70) of the limit. With a CPU request and no
+  # CPU limit (default, minimal) or a limit above the request (all-features) pods are Burstable.
+  node "$here/check_chart.mjs" "$work/default.yaml" --max-memory-percent 70 --qos Burstable
+  node "$here/check_chart.mjs" "$work/all-features.yaml" --qos Burstable
+  node "$here/check_chart.mjs" "$work/minimal.yaml" --qos Burstable
+  node "$here/check_chart.mjs" "$work/guaranteed.yaml" --qos Guaranteed
+  # One replica: the helm test pod has its one check and no init containers.
+  render single --set replicaCount=1
+  node "$here/validate_manifests.mjs" "$work/single.yaml"
+  node "$here/check_chart.mjs" "$work/single.yaml"
+  # --metrics_address follows config.address (IPv6 in brackets) unless metrics.address is set.
+  expect_arg default --metrics_address=0.0.0.0:9090
+  render ipv4-address --set config.address=10.0.0.7
+  expect_arg ipv4-address --metrics_address=10.0.0.7:9090
+  render ipv6-metrics --set config.address=:: --set metrics.address=:: --set ports.metrics=9100
+  expect_arg ipv6-metrics --address=::
+  expect_arg ipv6-metrics "--metrics_address=[::]:9100"
+  render ipv6-dual-stack --set config.address=:: --set metrics.address=0.0.0.0
+  expect_arg ipv6-dual-stack --metrics_address=0.0.0.0:9090
+  node "$here/validate_manifests.mjs" "$work/ipv6-metrics.yaml"
+  node "$here/check_chart.mjs" "$work/ipv6-metrics.yaml"
+  # NOTES.txt: grpcurl -plaintext only against a plaintext port.
+  render_notes default
+  notes_have default "grpcurl -plaintext localhost:50051 grpc.health.v1.Health/Check"
+  notes_lack default "-cacert"
+  render_notes tls --set tls.enabled=true --set tls.secretName=crabcache-tls
+  notes_lack tls "-plaintext localhost:50051"
+  notes_have tls "grpcurl -plaintext localhost:50052 grpc.health.v1.Health/Check"
+  notes_have tls "grpcurl -cacert ca.crt -servername"
+  render_notes mtls -f "$all_values"
+  notes_lack mtls "-plaintext localhost:50051"
+  notes_have mtls "grpcurl -cacert ca.crt -cert client.crt -key client.key -servername"
+  echo "NOTES.txt: plaintext grpcurl without TLS, TLS grpcurl (and the plaintext health port) with it"
   # Every optional object is really rendered when its feature is on.
   local kind
   for kind in StatefulSet Service PodDisruptionBudget ServiceAccount NetworkPolicy \
@@ -91,6 +158,17 @@ mode_template() {
       fail "default values render a $kind (it should be opt-in)"
     fi
   done
+}
+
+# Counts one fixture in the caller's passed/failed; a problem is printed with the output.
+tally() {  # FILE PROBLEM OUTPUT ("" = as expected)
+  if [[ -n "$2" ]]; then
+    echo "FAIL $(basename "$1"): $2" >&2
+    sed 's/^/    /' <<<"$3" >&2
+    failed=$((failed + 1))
+  else
+    passed=$((passed + 1))
+  fi
 }
 
 mode_bad_values() {
@@ -123,15 +201,33 @@ mode_bad_values() {
         problem="helm lint refused it, but not with \"$expect\""
       fi
     fi
-    if [[ -n "$problem" ]]; then
-      echo "FAIL $(basename "$f"): $problem" >&2
-      sed 's/^/    /' <<<"$out" >&2
-      failed=$((failed + 1))
-    else
-      passed=$((passed + 1))
-    fi
+    tally "$f" "$problem" "$out"
   done
   echo "bad values: $passed passed, $failed failed"
+  ((failed == 0))
+}
+
+mode_validator() {
+  # Exit status 1 alone would not do: node also exits 1 on an uncaught exception. Each refusal
+  # must name the file's one defect.
+  need_node_modules
+  local f expect out rc passed=0 failed=0
+  node "$here/validate_manifests.mjs" "$here/bad-manifests/valid.yaml" ||
+    fail "validate_manifests.mjs refuses the control file bad-manifests/valid.yaml"
+  for f in "$here"/bad-manifests/*.yaml; do
+    [[ "$(basename "$f")" == valid.yaml ]] && continue
+    expect="$(sed -n 's/^# expect: //p' "$f")"
+    [[ -n "$expect" ]] || fail "$f needs an '# expect:' line"
+    rc=0
+    out="$(node "$here/validate_manifests.mjs" "$f" 2>&1)" || rc=$?
+    local problem=""
+    if ((rc != 1)) || ! grep -qF -- "$expect" <<<"$out"; then
+      problem="exit $rc, expected 1 and \"$expect\""
+    fi
+    tally "$f" "$problem" "$out"
+  done
+  ((passed > 0)) || fail "no fixtures in tests/deploy/bad-manifests"
+  echo "validator: $passed passed, $failed failed"
   ((failed == 0))
 }
 
@@ -150,6 +246,11 @@ container_args() {
     in_args && /^ +- / { sub(/^ +- /, ""); gsub(/^"|"$/, ""); print; next }
     in_args { in_args = 0 }
   ' "$1"
+}
+
+expect_arg() {  # RENDER-NAME ARG: the crabcached container of $work/RENDER-NAME.yaml has ARG
+  container_args "$work/$1.yaml" | grep -qxF -- "$2" ||
+    fail "the $1 render passes no $2 (it passes: $(container_args "$work/$1.yaml" | tr '\n' ' '))"
 }
 
 # Starts crabcached with the flags of one render (ports moved to free ones on loopback, no
@@ -233,6 +334,21 @@ mode_flags() {
   # The all-features render names Secret files that exist only in a pod; the other two run here.
   run_with_render_flags "$server" "$work/default.args"
   run_with_render_flags "$server" "$work/minimal.args"
+  check_metrics_ipv6_refusal "$server"
+}
+
+# The chart refuses to derive an IPv6 --metrics_address from config.address because crabcached
+# cannot serve /metrics on IPv6 (Debian's civetweb has no IPv6). Once it can, this fails, so that
+# the refusal (crabcache.metricsAddress, bad-values/metrics-ipv6-from-address.yaml) is lifted.
+check_metrics_ipv6_refusal() {  # SERVER
+  local rc=0
+  timeout 10 "$1" --address=127.0.0.1 --port=0 --grpc_port=0 --metrics_address="[::1]:0" \
+    --max_memory=16Mi --ready_file="$work/ipv6.json" >"$work/ipv6.log" 2>&1 || rc=$?
+  if [[ -s "$work/ipv6.json" ]] || ! grep -q "cannot serve metrics on \[::1\]:0" "$work/ipv6.log"; then
+    cat "$work/ipv6.log" >&2
+    fail "crabcached no longer refuses --metrics_address=[::1]:0 (exit $rc): lift the chart's IPv6 refusal"
+  fi
+  echo "flags: crabcached still cannot serve /metrics on IPv6 (exit $rc), as the chart assumes"
 }
 
 case "${1:-}" in
@@ -240,6 +356,7 @@ case "${1:-}" in
   template) mode_template ;;
   bad-values) mode_bad_values ;;
   prometheus) mode_prometheus ;;
+  validator) mode_validator ;;
   flags) mode_flags "${2:-}" ;;
-  *) fail "usage: $0 lint|template|bad-values|prometheus|flags CRABCACHED" ;;
+  *) fail "usage: $0 lint|template|bad-values|prometheus|validator|flags CRABCACHED" ;;
 esac

@@ -155,6 +155,22 @@ request). */}}
 {{- end }}
 {{- end }}
 
+{{/*
+crabcache.metricsAddress: --metrics_address, host:port. The host is metrics.address, else
+config.address (so that an IPv6 cluster's "::" reaches /metrics too), an IPv6 literal in brackets.
+crabcached serves /metrics with prometheus-cpp over civetweb, and Debian's civetweb 1.15 (the one
+in the image) is built without IPv6: it cannot bind "[::]:9090", and crabcached would exit at
+start-up. So an IPv6 host taken from config.address is refused here; metrics.address set to an
+IPv6 address is the explicit choice of an image whose civetweb has IPv6.
+*/}}
+{{- define "crabcache.metricsAddress" -}}
+{{- $host := default .Values.config.address .Values.metrics.address }}
+{{- if and (contains ":" $host) (not .Values.metrics.address) }}
+{{- fail (printf "config.address %q is IPv6, but the image's metrics server (Debian's civetweb, built without IPv6) cannot bind [%s]:%v, and crabcached would not start. Set metrics.address (\"0.0.0.0\" serves /metrics over IPv4, e.g. on dual-stack clusters; an IPv6 address needs an image whose civetweb has IPv6) or metrics.enabled=false" $host $host .Values.ports.metrics) }}
+{{- end }}
+{{- if contains ":" $host }}[{{ $host }}]{{ else }}{{ $host }}{{ end }}:{{ .Values.ports.metrics }}
+{{- end }}
+
 {{/* The port the kubelet probes: the plaintext health port when the gRPC port speaks TLS. */}}
 {{- define "crabcache.probePort" -}}
 {{- if .Values.tls.enabled }}{{ .Values.ports.health }}{{ else }}{{ .Values.ports.grpc }}{{ end }}
@@ -183,14 +199,15 @@ request). */}}
 {{- define "crabcache.tlsDir" -}}/etc/crabcache/tls{{- end }}
 {{- define "crabcache.clientCADir" -}}/etc/crabcache/client-ca{{- end }}
 
-{{/* crabcached's command line, one flag per list item. */}}
+{{/* crabcached's command line, one flag per list item. Flags carrying an address are quoted:
+unquoted, YAML reads "- --address=::" as a mapping, not a string. */}}
 {{- define "crabcache.args" -}}
 {{- $c := .Values.config -}}
-- --address={{ $c.address }}
+- {{ printf "--address=%s" $c.address | quote }}
 - --port={{ .Values.ports.fastpath }}
 - --grpc_port={{ .Values.ports.grpc }}
 {{- if .Values.metrics.enabled }}
-- --metrics_address=0.0.0.0:{{ .Values.ports.metrics }}
+- {{ printf "--metrics_address=%s" (include "crabcache.metricsAddress" .) | quote }}
 {{- else }}
 - --metrics_address=
 {{- end }}
