@@ -7,7 +7,10 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_set.h"
 #include "core/executor.h"
+#include "core/mutex.h"
 #include "crabcache/v1/cache.grpc.pb.h"
 #include "fastpath/token_store.h"
 #include "service/auth.h"
@@ -41,8 +44,9 @@ struct CacheServiceOptions {
 // removing a token also ends the streams that used it. The test AuthGuardsEveryCacheMethod
 // calls every method of the service descriptor without a token, so a new RPC cannot skip it.
 //
-// Thread-safety: gRPC calls the methods concurrently from its threads; the service holds no lock
-// itself (each stream's reactor has its own). The counters are atomics readable from any thread.
+// Thread-safety: gRPC calls the methods concurrently from its threads. The service's one lock
+// guards the registry of open streams (taken when a stream opens or ends, and by BeginDrain);
+// each stream's reactor has its own. The counters are atomics readable from any thread.
 // Ownership: `executor` is not owned and must outlive the service; the service must outlive the
 // grpc::Server it is registered with (i.e. until Server::Wait returns).
 class CacheService final : public CacheServiceBase {
@@ -65,6 +69,13 @@ class CacheService final : public CacheServiceBase {
   grpc::ServerUnaryReactor* Ping(grpc::CallbackServerContext* context,
                                  const crabcache::v1::PingRequest* request,
                                  crabcache::v1::PingResponse* response) override;
+
+  // Graceful drain, the first step of a shutdown: from now on new BatchExecute streams are
+  // refused with UNAVAILABLE "server shutting down", and every open stream stops reading, answers
+  // the batches it has already read, then finishes with that status (see BatchReactor in
+  // cache_service.cc). Returns at once; the streams end as their writes complete. Unary calls
+  // are not affected (each runs to completion in its handler). Idempotent.
+  void BeginDrain();
 
   // BatchExecute streams currently open (reactor created, OnDone not yet run). For metrics.
   int64_t open_streams() const { return open_streams_.load(std::memory_order_relaxed); }
@@ -91,10 +102,18 @@ class CacheService final : public CacheServiceBase {
   grpc::Status Authenticate(grpc::CallbackServerContext* context, auth::Grant* grant);
   // For a stream: false (and counted) once its token has been removed by a reload.
   bool StillAuthorized(auth::Grant* grant);
+  // Called by a stream's OnDone, just before it deletes itself.
+  void Unregister(BatchReactor* reactor);
 
   // Immutable after construction.
   const core::Executor* const executor_;
   const CacheServiceOptions options_;
+
+  // The live streams, so a drain can reach them. Lock order: streams_mu_, then a reactor's own
+  // mutex; no gRPC call is made while holding streams_mu_.
+  core::Mutex streams_mu_;
+  absl::flat_hash_set<BatchReactor*> streams_ ABSL_GUARDED_BY(streams_mu_);
+  bool draining_ ABSL_GUARDED_BY(streams_mu_) = false;
 
   // Atomic; updated by reactors on gRPC threads.
   std::atomic<int64_t> open_streams_{0};

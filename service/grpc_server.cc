@@ -181,6 +181,11 @@ void GrpcFrontend::Shutdown(absl::Time deadline) {
   shut_down_ = true;
   server_->GetHealthCheckService()->Shutdown();  // NOT_SERVING, and stays so.
   if (health_server_ != nullptr) health_server_->GetHealthCheckService()->Shutdown();
+  // Open streams answer what they have read and end with UNAVAILABLE; new ones are refused.
+  // gRPC's own shutdown then waits for them (and for unary calls in flight), so it returns as
+  // soon as the last one ends, and cancels only what is still running at the deadline (a
+  // stream whose client stopped reading its responses).
+  service_->BeginDrain();
   if (deadline == absl::InfiniteFuture()) {
     server_->Shutdown();
   } else {

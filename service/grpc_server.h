@@ -70,8 +70,11 @@ class GrpcFrontend {
   // start of a graceful shutdown so load balancers drain the instance.
   void SetNotServing();
 
-  // Stops accepting RPCs, lets RPCs in flight run until `deadline`, then cancels the rest, and
-  // returns once every RPC has finished (OnDone ran). Idempotent; later calls return at once.
+  // Stops accepting RPCs and drains (CacheService::BeginDrain): every open BatchExecute stream
+  // answers the batches it has read, then ends with UNAVAILABLE "server shutting down"; unary
+  // calls in flight complete. Returns once every RPC has finished (OnDone ran), which is as soon
+  // as the last one ends; whatever still runs at `deadline` (a stream whose client does not read
+  // its responses) is cancelled. Idempotent; later calls return at once.
   void Shutdown(absl::Time deadline);
 
   // Re-reads and checks the TLS files; valid ones are served to new handshakes within
