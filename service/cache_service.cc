@@ -10,8 +10,10 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 #include "core/command.h"
 #include "core/mutex.h"
+#include "core/string_view.h"
 #include "service/batch_decoder.h"
 #include "service/response_encoder.h"
 #include "service/status.h"
@@ -371,15 +373,35 @@ const absl::Status& CancelledStatus() {
 }  // namespace
 
 CacheService::CacheService(const core::Executor* executor, const CacheServiceOptions& options)
-    : executor_(executor), options_(options) {}
+    : executor_(executor), options_(options), auth_limiter_(options.auth_limit) {}
 
 grpc::Status CacheService::Authenticate(grpc::CallbackServerContext* context, auth::Grant* grant) {
   if (options_.tokens == nullptr) return grpc::Status::OK;
+  // context->peer() allocates: fetched only when an address is being limited or a check fails.
+  std::string peer;
+  if (auth_limiter_.MayBlock()) {
+    peer = context->peer();
+    const std::string_view address = AuthLimiter::PeerAddress(peer);
+    if (auth_limiter_.Blocked(address)) {
+      auth_failures_[static_cast<size_t>(AuthResult::kRateLimited)].fetch_add(
+          1, std::memory_order_relaxed);
+      return grpc::Status(
+          grpc::StatusCode::RESOURCE_EXHAUSTED,
+          absl::StrCat("too many invalid tokens from ", core::ToAbsl(address),
+                       "; refused for up to ", options_.auth_limit.window_ms / 1000, " s"));
+    }
+  }
   AuthResult why = AuthResult::kOk;
   grpc::Status status =
       CheckAuthorization(context->client_metadata(), *options_.tokens, grant, &why);
-  if (!status.ok())
+  if (!status.ok()) {
     auth_failures_[static_cast<size_t>(why)].fetch_add(1, std::memory_order_relaxed);
+    // Guesses count; a missing token guesses nothing.
+    if (why == AuthResult::kInvalid && auth_limiter_.enabled()) {
+      if (peer.empty()) peer = context->peer();
+      auth_limiter_.RecordFailure(AuthLimiter::PeerAddress(peer));
+    }
+  }
   return status;
 }
 

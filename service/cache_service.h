@@ -14,6 +14,7 @@
 #include "crabcache/v1/cache.grpc.pb.h"
 #include "fastpath/token_store.h"
 #include "service/auth.h"
+#include "service/auth_limiter.h"
 
 namespace crabcache::service {
 
@@ -33,13 +34,19 @@ struct CacheServiceOptions {
   // Non-null: every Cache RPC needs `authorization: Bearer <token>` with one of these tokens
   // (service/auth.h). Not owned; must outlive the service; may be reloaded while it runs.
   const auth::TokenStore* tokens = nullptr;
+  // With tokens: an address that presented max_failures invalid tokens within the window is
+  // refused with RESOURCE_EXHAUSTED, its token unchecked, until a window after the last of them
+  // (service/auth_limiter.h).
+  AuthLimitOptions auth_limit;
 };
 
 // Serves BatchExecute (one reactor per stream, see cache_service.cc; raw, see CacheServiceBase)
 // and the unary RPCs, all through the shared core executor, on gRPC's callback threads.
 //
 // Authentication (options.tokens set): every RPC handler starts with Authenticate(), before it
-// reads a message or runs a command; a refused call ends with UNAUTHENTICATED. A BatchExecute
+// runs a command (a unary handler runs after gRPC has read and parsed its request; a stream's,
+// before it reads a batch); a refused call ends with UNAUTHENTICATED, or RESOURCE_EXHAUSTED
+// while its client address is rate-limited (options.auth_limit). A BatchExecute
 // stream re-checks its token before each batch (one atomic load unless tokens were reloaded), so
 // removing a token also ends the streams that used it. The test AuthGuardsEveryCacheMethod
 // calls every method of the service descriptor without a token, so a new RPC cannot skip it.
@@ -124,6 +131,8 @@ class CacheService final : public CacheServiceBase {
   std::atomic<uint64_t> oversized_batches_{0};
   std::atomic<uint64_t> malformed_batches_{0};
   std::array<std::atomic<uint64_t>, kNumAuthResults> auth_failures_{};
+
+  AuthLimiter auth_limiter_;  // Thread-safe.
 };
 
 }  // namespace crabcache::service

@@ -506,6 +506,34 @@ std::string HealthCheck(grpc::Channel* channel) {
   return FromBuffer(response);
 }
 
+// One ServerReflectionInfo exchange (list_services) on `channel`: its final status.
+grpc::Status ListServices(const std::shared_ptr<grpc::Channel>& channel) {
+  grpc::GenericStub stub(channel);
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  grpc::CompletionQueue cq;
+  auto call = stub.PrepareCall(
+      &context, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", &cq);
+  void* tag;
+  bool ok;
+  call->StartCall(reinterpret_cast<void*>(1));
+  cq.Next(&tag, &ok);
+  call->Write(ToBuffer(std::string("\x3a\x00", 2)), reinterpret_cast<void*>(2));
+  cq.Next(&tag, &ok);
+  grpc::ByteBuffer response;
+  call->Read(&response, reinterpret_cast<void*>(3));
+  cq.Next(&tag, &ok);
+  call->WritesDone(reinterpret_cast<void*>(4));
+  cq.Next(&tag, &ok);
+  grpc::Status status;
+  call->Finish(&status, reinterpret_cast<void*>(5));
+  cq.Next(&tag, &ok);
+  cq.Shutdown();
+  while (cq.Next(&tag, &ok)) {
+  }
+  return status;
+}
+
 TEST_F(GrpcFrontendTest, HealthGoesNotServing) {
   // HealthCheckResponse{status: SERVING (1)} and {status: NOT_SERVING (2)}.
   EXPECT_EQ(HealthCheck(channel_.get()), std::string("\x08\x01", 2));
@@ -547,6 +575,164 @@ TEST_F(GrpcContractTest, ReflectionListsTheService) {
   bool ok;
   while (cq.Next(&tag, &ok)) {
   }
+}
+
+// A channel with its own connection (channels to one target otherwise share one).
+std::shared_ptr<grpc::Channel> OwnConnection(const std::string& target) {
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
+}
+
+grpc::Status PingOn(const std::shared_ptr<grpc::Channel>& channel) {
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  crabcache::v1::PingResponse pong;
+  return Cache::NewStub(channel)->Ping(&context, {}, &pong);
+}
+
+// Waits (bounded) until `done`.
+template <typename F>
+bool WaitFor(F done) {
+  const absl::Time give_up = absl::Now() + absl::Seconds(10);
+  while (!done() && absl::Now() < give_up) absl::SleepFor(absl::Milliseconds(5));
+  return done();
+}
+
+// --grpc_max_connections: the third connection is closed as soon as it is accepted (the
+// client sees UNAVAILABLE) and counted; the two open ones keep working; once one closes, a new
+// connection is served. The open count follows gRPC's closes.
+TEST_F(GrpcFrontendTest, ConnectionsBeyondTheCapAreClosed) {
+  auto capped =
+      GrpcFrontend::Start({.address = "127.0.0.1", .port = 0, .max_connections = 2}, &executor_);
+  ASSERT_TRUE(capped.ok()) << capped.status();
+  const std::string target = absl::StrCat("127.0.0.1:", (*capped)->port());
+  auto first = OwnConnection(target);
+  auto second = OwnConnection(target);
+  ASSERT_TRUE(PingOn(first).ok());
+  ASSERT_TRUE(PingOn(second).ok());
+  EXPECT_EQ((*capped)->open_connections(), 2);
+  EXPECT_EQ((*capped)->connections_accepted(), 2u);
+
+  auto third = OwnConnection(target);
+  const grpc::Status refused = PingOn(third);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::UNAVAILABLE) << refused.error_message();
+  EXPECT_GE((*capped)->connections_rejected(), 1u);
+  EXPECT_EQ((*capped)->connections_accepted(), 2u);
+  EXPECT_TRUE(PingOn(first).ok()) << "an open connection stopped working";
+  EXPECT_TRUE(PingOn(second).ok());
+
+  first.reset();  // The client closes its connection; gRPC closes the server's side.
+  ASSERT_TRUE(WaitFor([&] { return (*capped)->open_connections() == 1; }))
+      << (*capped)->open_connections();
+  auto fourth = OwnConnection(target);
+  EXPECT_TRUE(PingOn(fourth).ok());
+  EXPECT_EQ((*capped)->open_connections(), 2);
+  EXPECT_EQ((*capped)->connections_accepted(), 3u);
+  (*capped)->Shutdown(absl::Now() + absl::Seconds(5));
+  EXPECT_EQ((*capped)->open_connections(), 0);
+}
+
+// The health-only port serves grpc.health.v1 and nothing else: no reflection, no Cache.
+TEST_F(GrpcFrontendTest, HealthPortServesOnlyHealth) {
+  auto with_health =
+      GrpcFrontend::Start({.address = "127.0.0.1", .port = 0, .health_port = -1}, &executor_);
+  ASSERT_TRUE(with_health.ok()) << with_health.status();
+  ASSERT_NE((*with_health)->health_port(), 0);
+  auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", (*with_health)->health_port()),
+                                     grpc::InsecureChannelCredentials());
+  EXPECT_EQ(HealthCheck(channel.get()), std::string("\x08\x01", 2));
+  EXPECT_EQ(PingOn(channel).error_code(), grpc::StatusCode::UNIMPLEMENTED);
+  EXPECT_EQ(ListServices(channel).error_code(), grpc::StatusCode::UNIMPLEMENTED);
+  // The main port still has reflection.
+  EXPECT_TRUE(ListServices(grpc::CreateChannel(absl::StrCat("127.0.0.1:", (*with_health)->port()),
+                                               grpc::InsecureChannelCredentials()))
+                  .ok());
+}
+
+// Server reflection runs on gRPC's synchronous threads, one per open stream; the resource
+// quota caps them (kMaxSyncThreads), so unauthenticated reflection streams cannot take threads
+// without bound: the ones beyond the cap fail with RESOURCE_EXHAUSTED, and Cache RPCs (on the
+// callback API) go on.
+TEST_F(GrpcFrontendTest, ReflectionStreamsCannotTakeThreadsWithoutBound) {
+  grpc::GenericStub stub(channel_);
+  struct Call {
+    grpc::ClientContext context;
+    grpc::CompletionQueue cq;
+    std::unique_ptr<grpc::GenericClientAsyncReaderWriter> call;
+  };
+  std::vector<std::unique_ptr<Call>> calls;
+  int answered = 0;
+  int exhausted = 0;
+  for (int i = 0; i < 2 * kMaxSyncThreads; ++i) {
+    auto c = std::make_unique<Call>();
+    c->context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+    c->call = stub.PrepareCall(
+        &c->context, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", &c->cq);
+    void* tag;
+    bool ok;
+    c->call->StartCall(reinterpret_cast<void*>(1));
+    ASSERT_TRUE(c->cq.Next(&tag, &ok));
+    c->call->Write(ToBuffer(std::string("\x3a\x00", 2)), reinterpret_cast<void*>(2));
+    ASSERT_TRUE(c->cq.Next(&tag, &ok));
+    grpc::ByteBuffer response;
+    c->call->Read(&response, reinterpret_cast<void*>(3));
+    ASSERT_TRUE(c->cq.Next(&tag, &ok));
+    if (ok) {
+      ++answered;  // This stream now holds a thread until it ends.
+    } else {
+      grpc::Status status;
+      c->call->Finish(&status, reinterpret_cast<void*>(4));
+      ASSERT_TRUE(c->cq.Next(&tag, &ok));
+      EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
+          << status.error_message();
+      ++exhausted;
+    }
+    calls.push_back(std::move(c));
+  }
+  EXPECT_GT(answered, 0);
+  EXPECT_LT(answered, kMaxSyncThreads);
+  EXPECT_EQ(answered + exhausted, 2 * kMaxSyncThreads);
+  EXPECT_TRUE(PingOn(channel_).ok());
+  for (auto& c : calls) c->context.TryCancel();
+  for (auto& c : calls) {
+    c->cq.Shutdown();
+    void* tag;
+    bool ok;
+    while (c->cq.Next(&tag, &ok)) {
+    }
+  }
+}
+
+// The memory quota (--grpc_memory_limit): gRPC refuses a message that alone needs more than the
+// quota with RESOURCE_EXHAUSTED even when it is under the message size limit, and the server
+// serves again once gRPC has released that memory.
+TEST_F(GrpcFrontendTest, MessageBeyondTheMemoryQuotaIsRefused) {
+  core::Store store(core::StoreOptions{.num_shards = 4});
+  core::Executor big_values(&store, nullptr, core::ExecutorOptions{.max_value_bytes = 64 << 20});
+  auto quota = GrpcFrontend::Start(
+      {.address = "127.0.0.1", .port = 0, .memory_limit_bytes = 8 << 20}, &big_values);
+  ASSERT_TRUE(quota.ok()) << quota.status();
+  grpc::ChannelArguments args;
+  args.SetMaxSendMessageSize(-1);
+  auto stub = Cache::NewStub(grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", (*quota)->port()),
+                                                       grpc::InsecureChannelCredentials(), args));
+  auto set = [&](size_t bytes) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+    crabcache::v1::SetRequest request;
+    request.set_key("q");
+    request.set_value(std::string(bytes, 'q'));
+    crabcache::v1::SetResponse response;
+    return stub->Set(&context, request, &response);
+  };
+  EXPECT_TRUE(set(1 << 20).ok());
+  const grpc::Status refused = set(16 << 20);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << refused.error_message();
+  // gRPC frees the refused message's memory asynchronously; until then the quota is still used
+  // up and calls keep being reset. The server serves again once it is released.
+  EXPECT_TRUE(WaitFor([&] { return set(1 << 20).ok(); })) << "the server stopped serving";
+  EXPECT_EQ(Stored(big_values, "q"), std::string(1 << 20, 'q'));
 }
 
 // An idle stream (its read waiting for the client's next batch) ends at once when the server
