@@ -268,7 +268,6 @@ void GrpcFrontend::Shutdown(absl::Time deadline) {
   // New connections are refused by the kernel from here on; gRPC's shutdown sends the open ones
   // GOAWAY and closes them once their calls have ended.
   listener_->StopAccepting();
-  if (health_listener_ != nullptr) health_listener_->StopAccepting();
   // Open streams answer what they have read and end with UNAVAILABLE; new ones are refused.
   // gRPC's own shutdown then waits for them (and for unary calls in flight), so it returns as
   // soon as the last one ends, and cancels only what is still running at the deadline (a
@@ -281,7 +280,9 @@ void GrpcFrontend::Shutdown(absl::Time deadline) {
   }
   server_->Wait();
   if (health_server_ != nullptr) {
-    // Probes have nothing in flight worth waiting for.
+    // The health port answered NOT_SERVING throughout the drain; probes have nothing in flight
+    // worth waiting for.
+    health_listener_->StopAccepting();
     health_server_->Shutdown(absl::ToChronoTime(absl::Now()));
     health_server_->Wait();
   }
