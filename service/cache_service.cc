@@ -434,9 +434,21 @@ grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* CacheService::Batch
 }
 
 void CacheService::Unregister(BatchReactor* reactor) {
-  core::MutexLock lock(&streams_mu_);
-  streams_.erase(reactor);
-  open_streams_.fetch_sub(1, std::memory_order_relaxed);
+  {
+    core::MutexLock lock(&streams_mu_);
+    streams_.erase(reactor);
+    open_streams_.fetch_sub(1, std::memory_order_relaxed);
+  }
+  streams_ended_.notify_all();
+}
+
+bool CacheService::WaitForStreams(absl::Time deadline) {
+  streams_mu_.Lock();
+  const bool ended = streams_ended_.wait_until(
+      streams_mu_, absl::ToChronoTime(deadline),
+      [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return streams_.empty(); });
+  streams_mu_.Unlock();
+  return ended;
 }
 
 void CacheService::BeginDrain() {

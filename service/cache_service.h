@@ -4,11 +4,13 @@
 
 #include <array>
 #include <atomic>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/time/time.h"
 #include "core/executor.h"
 #include "core/mutex.h"
 #include "crabcache/v1/cache.grpc.pb.h"
@@ -83,6 +85,9 @@ class CacheService final : public CacheServiceBase {
   // cache_service.cc). Returns at once; the streams end as their writes complete. Unary calls
   // are not affected (each runs to completion in its handler). Idempotent.
   void BeginDrain();
+  // Waits until no BatchExecute stream is open (every reactor's OnDone ran) or `deadline`;
+  // true if none is open.
+  bool WaitForStreams(absl::Time deadline);
 
   // BatchExecute streams currently open (reactor created, OnDone not yet run). For metrics.
   int64_t open_streams() const { return open_streams_.load(std::memory_order_relaxed); }
@@ -120,6 +125,7 @@ class CacheService final : public CacheServiceBase {
   // mutex; no gRPC call is made while holding streams_mu_.
   core::Mutex streams_mu_;
   absl::flat_hash_set<BatchReactor*> streams_ ABSL_GUARDED_BY(streams_mu_);
+  std::condition_variable_any streams_ended_;  // Notified when a stream unregisters.
   bool draining_ ABSL_GUARDED_BY(streams_mu_) = false;
 
   // Atomic; updated by reactors on gRPC threads.

@@ -269,10 +269,15 @@ void GrpcFrontend::Shutdown(absl::Time deadline) {
   // GOAWAY and closes them once their calls have ended.
   listener_->StopAccepting();
   // Open streams answer what they have read and end with UNAVAILABLE; new ones are refused.
-  // gRPC's own shutdown then waits for them (and for unary calls in flight), so it returns as
-  // soon as the last one ends, and cancels only what is still running at the deadline (a
-  // stream whose client stopped reading its responses).
   service_->BeginDrain();
+  // gRPC's own shutdown starts only once they have ended. It sends each connection a GOAWAY and
+  // closes a connection once its last call has ended; started while a stream still wrote its
+  // last responses, it closed the connection right after that stream's trailers while the client
+  // was still sending batches, and the client could fail the stream with the transport error
+  // ("Broken pipe") before reading the responses and status already on the wire. gRPC's shutdown
+  // then waits for unary calls in flight, and cancels what still runs at the deadline (a stream
+  // whose client does not read its responses).
+  service_->WaitForStreams(deadline);
   if (deadline == absl::InfiniteFuture()) {
     server_->Shutdown();
   } else {
