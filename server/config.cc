@@ -1,5 +1,6 @@
 #include "server/config.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -52,6 +53,19 @@ ABSL_FLAG(std::string, io_engine, "epoll",
 ABSL_FLAG(ByteSize, grpc_max_message_bytes, ByteSize{64 << 20},
           "gRPC: largest message received or sent.");
 ABSL_FLAG(int, grpc_max_concurrent_streams, 1024, "gRPC: concurrent streams per connection.");
+ABSL_FLAG(int, grpc_max_connections, 10000,
+          "gRPC: connections open at once on --grpc_port; more are closed as soon as they are "
+          "accepted.");
+ABSL_FLAG(ByteSize, grpc_memory_limit, ByteSize{0},
+          "gRPC: memory its transports may hold for message buffers, both gRPC ports together; "
+          "past it gRPC resets streams (RESOURCE_EXHAUSTED) and closes idle connections. 0: "
+          "max(2 x --grpc_max_message_bytes, --max_memory / 4), or 1Gi without a memory limit.");
+ABSL_FLAG(int, grpc_auth_max_failures, 10,
+          "gRPC with --auth_token_file: invalid tokens from one client address within "
+          "--grpc_auth_failure_window after which that address is refused (RESOURCE_EXHAUSTED, "
+          "no token checked) until a window after the last of them; 0: no limit.");
+ABSL_FLAG(absl::Duration, grpc_auth_failure_window, absl::Minutes(1),
+          "gRPC: the window of --grpc_auth_max_failures.");
 ABSL_FLAG(std::string, auth_token_file, "",
           "If set, clients must authenticate with one of the tokens in this file (one per line; "
           "'#' comments): fast path AUTH first, gRPC `authorization: Bearer <token>`. Reloaded on "
@@ -88,6 +102,11 @@ absl::Status CheckPort(std::string_view flag, int port) {
 
 }  // namespace
 
+uint64_t DefaultGrpcMemoryLimit(uint64_t max_memory_bytes, int grpc_max_message_bytes) {
+  const uint64_t share = max_memory_bytes != 0 ? max_memory_bytes / 4 : uint64_t{1} << 30;
+  return std::max(uint64_t{2} * static_cast<uint64_t>(grpc_max_message_bytes), share);
+}
+
 std::vector<std::pair<std::string, std::string>> Config::Describe() const {
   return {
       {"address", address},
@@ -112,6 +131,10 @@ std::vector<std::pair<std::string, std::string>> Config::Describe() const {
       {"io_engine", std::string(fastpath::IoEngineName(io_engine))},
       {"grpc_max_message_bytes", absl::StrCat(grpc_max_message_bytes)},
       {"grpc_max_concurrent_streams", absl::StrCat(grpc_max_concurrent_streams)},
+      {"grpc_max_connections", absl::StrCat(grpc_max_connections)},
+      {"grpc_memory_limit", absl::StrCat(grpc_memory_limit_bytes)},
+      {"grpc_auth_max_failures", absl::StrCat(grpc_auth_max_failures)},
+      {"grpc_auth_failure_window", absl::FormatDuration(grpc_auth_failure_window)},
       {"auth_token_file", auth_token_file},
       {"tls_cert", tls_cert},
       {"tls_key", tls_key},
@@ -146,6 +169,18 @@ absl::Status Validate(const Config& c) {
   }
   if (c.grpc_max_concurrent_streams <= 0) {
     return FlagError("grpc_max_concurrent_streams", "must be positive");
+  }
+  if (c.grpc_max_connections == 0) return FlagError("grpc_max_connections", "must be positive");
+  if (c.grpc_memory_limit_bytes != 0 &&
+      c.grpc_memory_limit_bytes < static_cast<uint64_t>(c.grpc_max_message_bytes)) {
+    return FlagError("grpc_memory_limit",
+                     "must be at least --grpc_max_message_bytes (gRPC refuses any message "
+                     "larger than its memory quota)");
+  }
+  if (c.grpc_auth_max_failures < 0) return FlagError("grpc_auth_max_failures", "is negative");
+  if (c.grpc_auth_failure_window < absl::Seconds(1) ||
+      c.grpc_auth_failure_window > absl::Hours(24)) {
+    return FlagError("grpc_auth_failure_window", "must be between 1s and 24h");
   }
   if (c.sweep_interval <= absl::ZeroDuration()) {
     return FlagError("sweep_interval", "must be positive");
@@ -220,6 +255,16 @@ absl::StatusOr<Config> ConfigFromFlags() {
   }
   c.grpc_max_message_bytes = static_cast<int>(message);
   c.grpc_max_concurrent_streams = absl::GetFlag(FLAGS_grpc_max_concurrent_streams);
+  const int grpc_connections = absl::GetFlag(FLAGS_grpc_max_connections);
+  if (grpc_connections <= 0) return FlagError("grpc_max_connections", "must be positive");
+  c.grpc_max_connections = static_cast<size_t>(grpc_connections);
+  c.grpc_memory_limit_bytes = absl::GetFlag(FLAGS_grpc_memory_limit).bytes;
+  if (c.grpc_memory_limit_bytes == 0) {
+    c.grpc_memory_limit_bytes =
+        DefaultGrpcMemoryLimit(c.max_memory_bytes, c.grpc_max_message_bytes);
+  }
+  c.grpc_auth_max_failures = absl::GetFlag(FLAGS_grpc_auth_max_failures);
+  c.grpc_auth_failure_window = absl::GetFlag(FLAGS_grpc_auth_failure_window);
 
   c.auth_token_file = absl::GetFlag(FLAGS_auth_token_file);
   c.tls_cert = absl::GetFlag(FLAGS_tls_cert);

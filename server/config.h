@@ -54,6 +54,10 @@ struct Config {
   // gRPC.
   int grpc_max_message_bytes = 64 << 20;
   int grpc_max_concurrent_streams = 1024;
+  size_t grpc_max_connections = 10000;
+  uint64_t grpc_memory_limit_bytes = 0;  // Resolved: DefaultGrpcMemoryLimit when the flag is 0.
+  int grpc_auth_max_failures = 10;       // 0: no per-address limit.
+  absl::Duration grpc_auth_failure_window = absl::Minutes(1);
 
   // Security (docs/security.md). Empty auth_token_file: no authentication. Empty tls_cert: the
   // gRPC port is plaintext. The token file and the TLS files are checked for changes every
@@ -84,6 +88,10 @@ absl::StatusOr<Config> ConfigFromFlags();
 
 // Checks ranges and relations between fields (e.g. soft <= hard output limit).
 absl::Status Validate(const Config& config);
+
+// The default --grpc_memory_limit: a quarter of the store's limit (1 GiB when there is none), at
+// least two messages of the largest size (gRPC refuses a message larger than its quota).
+uint64_t DefaultGrpcMemoryLimit(uint64_t max_memory_bytes, int grpc_max_message_bytes);
 
 }  // namespace crabcache::server
 

@@ -11,6 +11,7 @@ ABSL_DECLARE_FLAG(crabcache::server::ByteSize, output_soft_limit);
 ABSL_DECLARE_FLAG(std::string, eviction);
 ABSL_DECLARE_FLAG(std::string, log_format);
 ABSL_DECLARE_FLAG(int, port);
+ABSL_DECLARE_FLAG(crabcache::server::ByteSize, grpc_memory_limit);
 
 namespace crabcache::server {
 namespace {
@@ -119,6 +120,41 @@ TEST(DescribeTest, NamesEveryListenerAndTheMemoryLimit) {
   }
   EXPECT_TRUE(saw_memory);
   EXPECT_TRUE(saw_port);
+}
+
+// gRPC's resource flags: the memory quota defaults to a quarter of the store's limit with two
+// messages' worth as a floor, and is refused below one message; the connection cap and the
+// per-address auth limit are checked.
+TEST(GrpcResourceFlagsTest, DefaultsAndChecks) {
+  constexpr uint64_t kMi = uint64_t{1} << 20;
+  EXPECT_EQ(DefaultGrpcMemoryLimit(4096 * kMi, 64 << 20), 1024 * kMi);
+  EXPECT_EQ(DefaultGrpcMemoryLimit(64 * kMi, 64 << 20), 128 * kMi);
+  EXPECT_EQ(DefaultGrpcMemoryLimit(0, 64 << 20), 1024 * kMi);
+  Config c;
+  c.grpc_memory_limit_bytes = 64 * kMi;
+  EXPECT_TRUE(Validate(c).ok());
+  c.grpc_memory_limit_bytes = 64 * kMi - 1;
+  EXPECT_NE(Validate(c).message().find("--grpc_memory_limit"), std::string::npos);
+  c = Config{};
+  c.grpc_max_connections = 0;
+  EXPECT_NE(Validate(c).message().find("--grpc_max_connections"), std::string::npos);
+  c = Config{};
+  c.grpc_auth_max_failures = -1;
+  EXPECT_NE(Validate(c).message().find("--grpc_auth_max_failures"), std::string::npos);
+  c = Config{};
+  c.grpc_auth_failure_window = absl::Milliseconds(500);
+  EXPECT_NE(Validate(c).message().find("--grpc_auth_failure_window"), std::string::npos);
+}
+
+TEST_F(ConfigTest, GrpcMemoryLimitFollowsMaxMemoryUnlessSet) {
+  absl::SetFlag(&FLAGS_max_memory, ByteSize{uint64_t{2} << 30});
+  auto config = ConfigFromFlags();
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->grpc_memory_limit_bytes, uint64_t{512} << 20);
+  absl::SetFlag(&FLAGS_grpc_memory_limit, ByteSize{uint64_t{300} << 20});
+  config = ConfigFromFlags();
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->grpc_memory_limit_bytes, uint64_t{300} << 20);
 }
 
 }  // namespace

@@ -31,6 +31,16 @@ constexpr char kBytesSentHelp[] =
 constexpr char kProtocolErrors[] = "crabcache_protocol_errors_total";
 constexpr char kProtocolErrorsHelp[] =
     "Requests rejected as malformed or over a limit, by front end and reason.";
+// The connection families. The gRPC samples are registered first, so these help texts are the
+// families' (the fast path's samples repeat the names).
+constexpr char kConnectionsOpen[] = "crabcache_connections_open";
+constexpr char kConnectionsOpenHelp[] = "Client connections open now.";
+constexpr char kConnectionsAccepted[] = "crabcache_connections_accepted_total";
+constexpr char kConnectionsAcceptedHelp[] = "Client connections accepted.";
+constexpr char kConnectionsRejected[] = "crabcache_connections_rejected_total";
+constexpr char kConnectionsRejectedHelp[] =
+    "Client connections refused because of --max_connections (fast path) or "
+    "--grpc_max_connections (gRPC).";
 
 }  // namespace
 
@@ -147,6 +157,11 @@ absl::Status Daemon::StartComponents() {
           .max_batch_commands = config_.max_batch_commands,
           .max_message_bytes = config_.grpc_max_message_bytes,
           .max_concurrent_streams = config_.grpc_max_concurrent_streams,
+          .max_connections = config_.grpc_max_connections,
+          .memory_limit_bytes = config_.grpc_memory_limit_bytes,
+          .auth_limit = {.max_failures = config_.grpc_auth_max_failures,
+                         .window_ms = static_cast<core::Millis>(
+                             absl::ToInt64Milliseconds(config_.grpc_auth_failure_window))},
           .health_port = config_.health_port,
           .tokens = tokens_.get(),
           .tls = {.cert = config_.tls_cert,
@@ -224,6 +239,20 @@ void Daemon::RegisterFrontendMetrics() {
   metrics_->AddCounter(kProtocolErrors, kProtocolErrorsHelp,
                        {{"frontend", "grpc"}, {"reason", "batch_too_large"}},
                        [grpc] { return static_cast<double>(grpc->oversized_batches()); });
+  metrics_->AddCounter(kProtocolErrors, kProtocolErrorsHelp,
+                       {{"frontend", "grpc"}, {"reason", "malformed"}},
+                       [grpc] { return static_cast<double>(grpc->malformed_batches()); });
+  // The main gRPC port's connections, from its own listener (service/grpc_listener.h); the open
+  // count costs one fstat per open connection per scrape.
+  const service::GrpcFrontend* frontend = grpc_.get();
+  metrics_->AddGauge(kConnectionsOpen, kConnectionsOpenHelp, fe,
+                     [frontend] { return static_cast<double>(frontend->open_connections()); });
+  metrics_->AddCounter(kConnectionsAccepted, kConnectionsAcceptedHelp, fe, [frontend] {
+    return static_cast<double>(frontend->connections_accepted());
+  });
+  metrics_->AddCounter(kConnectionsRejected, kConnectionsRejectedHelp, fe, [frontend] {
+    return static_cast<double>(frontend->connections_rejected());
+  });
   // --- fast path: metrics ---
   // Each callback sums the loops' counters (fastpath::Server::Stats) at scrape time.
   const fastpath::Server* fast = fastpath_.get();
@@ -268,10 +297,10 @@ void Daemon::RegisterSecurityMetrics() {
   constexpr char kAuthFailuresHelp[] =
       "Requests or connections refused by authentication, by front end and reason (missing: no "
       "token; invalid: wrong token; timeout: no AUTH in time; revoked: token removed by a "
-      "reload).";
+      "reload; rate_limited: gRPC, too many invalid tokens from the address).";
   const service::CacheService* grpc = &grpc_->service();
   for (const auto why : {service::AuthResult::kMissing, service::AuthResult::kInvalid,
-                         service::AuthResult::kRevoked}) {
+                         service::AuthResult::kRevoked, service::AuthResult::kRateLimited}) {
     metrics_->AddCounter(
         kAuthFailures, kAuthFailuresHelp,
         {{"frontend", "grpc"}, {"reason", std::string(service::AuthResultName(why))}},

@@ -32,6 +32,8 @@ std::string_view AuthResultName(AuthResult result) {
       return "invalid";
     case AuthResult::kRevoked:
       return "revoked";
+    case AuthResult::kRateLimited:
+      return "rate_limited";
   }
   return "unknown";
 }

@@ -19,12 +19,13 @@ namespace crabcache::service {
 // Why a call was refused; the names are the `reason` label of crabcache_auth_failures_total.
 enum class AuthResult : uint8_t {
   kOk = 0,
-  kMissing = 1,  // No authorization metadata.
-  kInvalid = 2,  // Malformed header, not a Bearer token, several headers, or an unknown token.
-  kRevoked = 3,  // A stream's token was removed by a reload (checked before each batch).
+  kMissing = 1,      // No authorization metadata.
+  kInvalid = 2,      // Malformed header, not a Bearer token, several headers, or an unknown token.
+  kRevoked = 3,      // A stream's token was removed by a reload (checked before each batch).
+  kRateLimited = 4,  // Refused unchecked: too many invalid tokens from the address (AuthLimiter).
 };
-inline constexpr size_t kNumAuthResults = 4;
-// "ok", "missing", "invalid", "revoked".
+inline constexpr size_t kNumAuthResults = 5;
+// "ok", "missing", "invalid", "revoked", "rate_limited".
 std::string_view AuthResultName(AuthResult result);
 
 using ClientMetadata = std::multimap<grpc::string_ref, grpc::string_ref>;

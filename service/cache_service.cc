@@ -5,12 +5,15 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 #include "core/command.h"
 #include "core/mutex.h"
+#include "core/string_view.h"
 #include "service/batch_decoder.h"
 #include "service/response_encoder.h"
 #include "service/status.h"
@@ -21,6 +24,9 @@ namespace {
 // Per-stream buffers that an unusually large batch grew beyond these are given back afterwards.
 constexpr size_t kKeepCommands = 4096;
 constexpr size_t kKeepFlatBytes = 1 << 20;
+
+// The message of the UNAVAILABLE status that drained and refused streams end with.
+constexpr std::string_view kShuttingDown = "server shutting down";
 
 }  // namespace
 
@@ -35,27 +41,65 @@ constexpr size_t kKeepFlatBytes = 1 << 20;
 // buffer and waits ("pending"); the next read starts only when that write completes. So at most
 // one read and one write are in flight and memory is bounded by one request and two responses.
 //
-// Invariant until Finish: at least one read or write is in flight, so cancellation always
-// surfaces as a failed operation, and Finish is called exactly once, when neither is in flight.
+// Drain (BeginDrain, when the server shuts down): no read is started again; a batch that was
+// read is executed and its response written, as is a pending one; then the stream finishes with
+// UNAVAILABLE "server shutting down". A read still waiting for the client's next message is
+// abandoned: Finish is called with it outstanding (gRPC then fails it), and a message that still
+// arrives is dropped unexecuted. So a batch without a response was never executed (unless the
+// shutdown deadline cancels a write that was in flight). A stream that had already stopped
+// reading (half-closed by the client, or failed) keeps its own status.
 //
-// Lifetime: created by BatchExecute, deleted by itself in OnDone (after gRPC's last callback).
+// Finish is called exactly once, when no batch is executing, no write is in flight or pending
+// and no StartRead call is in progress; a read may still be outstanding only while draining (a
+// broken stream waits for its read to fail, so cancellation surfaces as a failed operation).
+//
+// Lifetime: created and registered by CacheService::BatchExecute; deleted by itself in OnDone
+// (after gRPC's last callback), which first unregisters it. OnDone cannot run before Finish has
+// been called, so a reactor whose finish was claimed under mu_ stays alive until that Finish.
 // mu_ guards the state machine only; it is never held while calling into gRPC or the executor.
 class CacheService::BatchReactor final
     : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
+  // Does not touch gRPC: Start() issues the first read once the stream is registered.
   BatchReactor(CacheService* service, const auth::Grant& grant) : service_(service), grant_(grant) {
-    service_->open_streams_.fetch_add(1, std::memory_order_relaxed);
-    service_->streams_total_.fetch_add(1, std::memory_order_relaxed);
-    {
-      core::MutexLock lock(&mu_);
-      reading_ = true;
+    core::MutexLock lock(&mu_);
+    read_outstanding_ = true;
+    starting_reads_ = 1;
+  }
+
+  void Start() { IssueRead(); }
+
+  // See the class comment. The status to Finish with when the caller must finish the stream now
+  // (after releasing the registry lock); nullopt when the stream's own callbacks will.
+  std::optional<grpc::Status> BeginDrain() {
+    core::MutexLock lock(&mu_);
+    if (reads_done_) return std::nullopt;  // Half-closed or failed: it ends on its own.
+    draining_ = true;
+    reads_done_ = true;
+    if (status_.ok()) {
+      status_ = grpc::Status(grpc::StatusCode::UNAVAILABLE, std::string(kShuttingDown));
     }
-    StartRead(&request_);
+    return TakeFinishLocked();
   }
 
   void OnReadDone(bool ok) override {
-    if (!ok) {  // Half-close by the client, cancellation or a broken stream.
-      EndReads(std::nullopt);
+    std::optional<grpc::Status> finish;
+    bool execute = false;
+    {
+      core::MutexLock lock(&mu_);
+      read_outstanding_ = false;
+      if (!ok) reads_done_ = true;  // Half-close by the client, cancellation or a broken stream.
+      if (reads_done_) {
+        finish = TakeFinishLocked();
+      } else {
+        execute = executing_ = true;
+      }
+    }
+    if (!execute) {
+      // A message that arrived after the stream stopped reading (drained or broken): dropped,
+      // never executed, so it gets no response.
+      if (ok) ReleaseRequest();
+      if (finish.has_value()) Finish(*finish);
       return;
     }
     service_->bytes_in_.fetch_add(request_.Length(), std::memory_order_relaxed);
@@ -86,23 +130,22 @@ class CacheService::BatchReactor final
 
     grpc::ByteBuffer* to_write = nullptr;
     bool read_next = false;
-    std::optional<grpc::Status> finish;
     {
       core::MutexLock lock(&mu_);
-      reading_ = false;
-      if (reads_done_) {
-        finish = TakeFinishLocked();  // A write failed meanwhile: the stream is broken.
+      executing_ = false;
+      if (broken_) {
+        finish = TakeFinishLocked();  // A write failed meanwhile: no response can arrive.
       } else if (writing_) {
-        pending_ = true;  // OnWriteDone writes it and starts the next read.
+        pending_ = true;  // OnWriteDone writes it (and starts the next read unless draining).
       } else {
         write_index_ = slot;
         writing_ = true;
         to_write = &responses_[slot];
-        read_next = reading_ = true;
+        read_next = ClaimReadLocked();
       }
     }
     if (to_write != nullptr) StartWrite(to_write);
-    if (read_next) StartRead(&request_);
+    if (read_next) IssueRead();
     if (finish.has_value()) Finish(*finish);
   }
 
@@ -113,10 +156,13 @@ class CacheService::BatchReactor final
     {
       core::MutexLock lock(&mu_);
       writing_ = false;
-      service_->bytes_out_.fetch_add(response_bytes_[write_index_], std::memory_order_relaxed);
-      if (!ok) {
+      if (ok) {
+        // Counted once the response was handed to the transport, never for a failed write.
+        service_->bytes_out_.fetch_add(response_bytes_[write_index_], std::memory_order_relaxed);
+      } else {
         // The stream is broken (cancelled or the peer went away): drop what is pending and read
         // no more. A read still in flight fails on its own and finishes the stream.
+        broken_ = true;
         pending_ = false;
         reads_done_ = true;
         if (status_.ok()) status_ = grpc::Status(grpc::StatusCode::CANCELLED, "write failed");
@@ -126,13 +172,13 @@ class CacheService::BatchReactor final
         write_index_ = 1 - write_index_;
         writing_ = true;
         to_write = &responses_[write_index_];
-        read_next = reading_ = true;
+        read_next = ClaimReadLocked();
       } else {
         finish = TakeFinishLocked();
       }
     }
     if (to_write != nullptr) StartWrite(to_write);
-    if (read_next) StartRead(&request_);
+    if (read_next) IssueRead();
     if (finish.has_value()) Finish(*finish);
   }
 
@@ -142,7 +188,7 @@ class CacheService::BatchReactor final
   }
 
   void OnDone() override {
-    service_->open_streams_.fetch_sub(1, std::memory_order_relaxed);
+    service_->Unregister(this);
     delete this;
   }
 
@@ -181,23 +227,48 @@ class CacheService::BatchReactor final
     if (flat_.capacity() > kKeepFlatBytes) std::string().swap(flat_);
   }
 
-  // No more reads: finishes the stream once the write in flight (if any) is done. `error`, when
-  // set, is the stream's final status.
-  void EndReads(std::optional<grpc::Status> error) {
+  // True (and the read recorded as outstanding and starting) if the caller must IssueRead.
+  bool ClaimReadLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (reads_done_) return false;  // Draining: no new read.
+    read_outstanding_ = true;
+    ++starting_reads_;
+    return true;
+  }
+
+  // StartRead, then lets a drain that came meanwhile finish the stream: Finish must never
+  // overtake a StartRead call in progress.
+  void IssueRead() {
+    StartRead(&request_);
     std::optional<grpc::Status> finish;
     {
       core::MutexLock lock(&mu_);
-      reading_ = false;
-      reads_done_ = true;
-      if (error.has_value() && status_.ok()) status_ = *std::move(error);
+      --starting_reads_;
       finish = TakeFinishLocked();
     }
     if (finish.has_value()) Finish(*finish);
   }
 
-  // The status to Finish with if the stream is over and nothing is in flight, once only.
+  // No more reads (the batch being executed was refused): finishes the stream once the write
+  // in flight (if any) is done. `error` is the stream's final status.
+  void EndReads(grpc::Status error) {
+    std::optional<grpc::Status> finish;
+    {
+      core::MutexLock lock(&mu_);
+      executing_ = false;
+      reads_done_ = true;
+      if (status_.ok()) status_ = std::move(error);
+      finish = TakeFinishLocked();
+    }
+    if (finish.has_value()) Finish(*finish);
+  }
+
+  // The status to Finish with if the stream is over and nothing blocks Finish (see the class
+  // comment), once only.
   std::optional<grpc::Status> TakeFinishLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (finished_ || !reads_done_ || reading_ || writing_ || pending_) return std::nullopt;
+    if (finished_ || !reads_done_ || executing_ || writing_ || pending_ || starting_reads_ > 0) {
+      return std::nullopt;
+    }
+    if (read_outstanding_ && !draining_) return std::nullopt;
     finished_ = true;
     return status_;
   }
@@ -226,10 +297,14 @@ class CacheService::BatchReactor final
 
   core::Mutex mu_;
   int write_index_ ABSL_GUARDED_BY(mu_) = 1;
-  bool reading_ ABSL_GUARDED_BY(mu_) = false;
+  bool read_outstanding_ ABSL_GUARDED_BY(mu_) = false;  // StartRead claimed, OnReadDone not run.
+  int starting_reads_ ABSL_GUARDED_BY(mu_) = 0;         // StartRead calls not yet returned.
+  bool executing_ ABSL_GUARDED_BY(mu_) = false;         // OnReadDone runs a batch.
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool pending_ ABSL_GUARDED_BY(mu_) = false;     // A response waits for the write in flight.
   bool reads_done_ ABSL_GUARDED_BY(mu_) = false;  // No read will be started again.
+  bool draining_ ABSL_GUARDED_BY(mu_) = false;    // BeginDrain ended the reads.
+  bool broken_ ABSL_GUARDED_BY(mu_) = false;      // A write failed.
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
   grpc::Status status_ ABSL_GUARDED_BY(mu_);  // Final status; OK unless an error was recorded.
 };
@@ -298,15 +373,35 @@ const absl::Status& CancelledStatus() {
 }  // namespace
 
 CacheService::CacheService(const core::Executor* executor, const CacheServiceOptions& options)
-    : executor_(executor), options_(options) {}
+    : executor_(executor), options_(options), auth_limiter_(options.auth_limit) {}
 
 grpc::Status CacheService::Authenticate(grpc::CallbackServerContext* context, auth::Grant* grant) {
   if (options_.tokens == nullptr) return grpc::Status::OK;
+  // context->peer() allocates: fetched only when an address is being limited or a check fails.
+  std::string peer;
+  if (auth_limiter_.MayBlock()) {
+    peer = context->peer();
+    const std::string_view address = AuthLimiter::PeerAddress(peer);
+    if (auth_limiter_.Blocked(address)) {
+      auth_failures_[static_cast<size_t>(AuthResult::kRateLimited)].fetch_add(
+          1, std::memory_order_relaxed);
+      return grpc::Status(
+          grpc::StatusCode::RESOURCE_EXHAUSTED,
+          absl::StrCat("too many invalid tokens from ", core::ToAbsl(address),
+                       "; refused for up to ", options_.auth_limit.window_ms / 1000, " s"));
+    }
+  }
   AuthResult why = AuthResult::kOk;
   grpc::Status status =
       CheckAuthorization(context->client_metadata(), *options_.tokens, grant, &why);
-  if (!status.ok())
+  if (!status.ok()) {
     auth_failures_[static_cast<size_t>(why)].fetch_add(1, std::memory_order_relaxed);
+    // Guesses count; a missing token guesses nothing.
+    if (why == AuthResult::kInvalid && auth_limiter_.enabled()) {
+      if (peer.empty()) peer = context->peer();
+      auth_limiter_.RecordFailure(AuthLimiter::PeerAddress(peer));
+    }
+  }
   return status;
 }
 
@@ -320,7 +415,57 @@ grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* CacheService::Batch
     grpc::CallbackServerContext* context) {
   auth::Grant grant;
   if (grpc::Status s = Authenticate(context, &grant); !s.ok()) return new RejectedStream(s);
-  return new BatchReactor(this, grant);
+  BatchReactor* reactor = nullptr;
+  {
+    core::MutexLock lock(&streams_mu_);
+    if (!draining_) {
+      reactor = new BatchReactor(this, grant);
+      streams_.insert(reactor);
+      open_streams_.fetch_add(1, std::memory_order_relaxed);
+      streams_total_.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+  if (reactor == nullptr) {
+    return new RejectedStream(
+        grpc::Status(grpc::StatusCode::UNAVAILABLE, std::string(kShuttingDown)));
+  }
+  reactor->Start();
+  return reactor;
+}
+
+void CacheService::Unregister(BatchReactor* reactor) {
+  {
+    core::MutexLock lock(&streams_mu_);
+    streams_.erase(reactor);
+    open_streams_.fetch_sub(1, std::memory_order_relaxed);
+  }
+  streams_ended_.notify_all();
+}
+
+bool CacheService::WaitForStreams(absl::Time deadline) {
+  streams_mu_.Lock();
+  const bool ended = streams_ended_.wait_until(
+      streams_mu_, absl::ToChronoTime(deadline),
+      [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return streams_.empty(); });
+  streams_mu_.Unlock();
+  return ended;
+}
+
+void CacheService::BeginDrain() {
+  std::vector<std::pair<BatchReactor*, grpc::Status>> to_finish;
+  {
+    core::MutexLock lock(&streams_mu_);
+    if (draining_) return;
+    draining_ = true;
+    for (BatchReactor* reactor : streams_) {
+      if (std::optional<grpc::Status> status = reactor->BeginDrain(); status.has_value()) {
+        to_finish.emplace_back(reactor, *std::move(status));
+      }
+    }
+  }
+  // Outside the lock (never held across gRPC calls). Each of these reactors had its finish
+  // claimed, so it cannot reach OnDone (and be deleted) before this Finish.
+  for (auto& [reactor, status] : to_finish) reactor->Finish(std::move(status));
 }
 
 grpc::ServerUnaryReactor* CacheService::Get(grpc::CallbackServerContext* context,

@@ -4,13 +4,19 @@
 
 #include <array>
 #include <atomic>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/time/time.h"
 #include "core/executor.h"
+#include "core/mutex.h"
 #include "crabcache/v1/cache.grpc.pb.h"
 #include "fastpath/token_store.h"
 #include "service/auth.h"
+#include "service/auth_limiter.h"
 
 namespace crabcache::service {
 
@@ -30,19 +36,26 @@ struct CacheServiceOptions {
   // Non-null: every Cache RPC needs `authorization: Bearer <token>` with one of these tokens
   // (service/auth.h). Not owned; must outlive the service; may be reloaded while it runs.
   const auth::TokenStore* tokens = nullptr;
+  // With tokens: an address that presented max_failures invalid tokens within the window is
+  // refused with RESOURCE_EXHAUSTED, its token unchecked, until a window after the last of them
+  // (service/auth_limiter.h).
+  AuthLimitOptions auth_limit;
 };
 
 // Serves BatchExecute (one reactor per stream, see cache_service.cc; raw, see CacheServiceBase)
 // and the unary RPCs, all through the shared core executor, on gRPC's callback threads.
 //
 // Authentication (options.tokens set): every RPC handler starts with Authenticate(), before it
-// reads a message or runs a command; a refused call ends with UNAUTHENTICATED. A BatchExecute
+// runs a command (a unary handler runs after gRPC has read and parsed its request; a stream's,
+// before it reads a batch); a refused call ends with UNAUTHENTICATED, or RESOURCE_EXHAUSTED
+// while its client address is rate-limited (options.auth_limit). A BatchExecute
 // stream re-checks its token before each batch (one atomic load unless tokens were reloaded), so
 // removing a token also ends the streams that used it. The test AuthGuardsEveryCacheMethod
 // calls every method of the service descriptor without a token, so a new RPC cannot skip it.
 //
-// Thread-safety: gRPC calls the methods concurrently from its threads; the service holds no lock
-// itself (each stream's reactor has its own). The counters are atomics readable from any thread.
+// Thread-safety: gRPC calls the methods concurrently from its threads. The service's one lock
+// guards the registry of open streams (taken when a stream opens or ends, and by BeginDrain);
+// each stream's reactor has its own. The counters are atomics readable from any thread.
 // Ownership: `executor` is not owned and must outlive the service; the service must outlive the
 // grpc::Server it is registered with (i.e. until Server::Wait returns).
 class CacheService final : public CacheServiceBase {
@@ -65,6 +78,16 @@ class CacheService final : public CacheServiceBase {
   grpc::ServerUnaryReactor* Ping(grpc::CallbackServerContext* context,
                                  const crabcache::v1::PingRequest* request,
                                  crabcache::v1::PingResponse* response) override;
+
+  // Graceful drain, the first step of a shutdown: from now on new BatchExecute streams are
+  // refused with UNAVAILABLE "server shutting down", and every open stream stops reading, answers
+  // the batches it has already read, then finishes with that status (see BatchReactor in
+  // cache_service.cc). Returns at once; the streams end as their writes complete. Unary calls
+  // are not affected (each runs to completion in its handler). Idempotent.
+  void BeginDrain();
+  // Waits until no BatchExecute stream is open (every reactor's OnDone ran) or `deadline`;
+  // true if none is open.
+  bool WaitForStreams(absl::Time deadline);
 
   // BatchExecute streams currently open (reactor created, OnDone not yet run). For metrics.
   int64_t open_streams() const { return open_streams_.load(std::memory_order_relaxed); }
@@ -91,10 +114,19 @@ class CacheService final : public CacheServiceBase {
   grpc::Status Authenticate(grpc::CallbackServerContext* context, auth::Grant* grant);
   // For a stream: false (and counted) once its token has been removed by a reload.
   bool StillAuthorized(auth::Grant* grant);
+  // Called by a stream's OnDone, just before it deletes itself.
+  void Unregister(BatchReactor* reactor);
 
   // Immutable after construction.
   const core::Executor* const executor_;
   const CacheServiceOptions options_;
+
+  // The live streams, so a drain can reach them. Lock order: streams_mu_, then a reactor's own
+  // mutex; no gRPC call is made while holding streams_mu_.
+  core::Mutex streams_mu_;
+  absl::flat_hash_set<BatchReactor*> streams_ ABSL_GUARDED_BY(streams_mu_);
+  std::condition_variable_any streams_ended_;  // Notified when a stream unregisters.
+  bool draining_ ABSL_GUARDED_BY(streams_mu_) = false;
 
   // Atomic; updated by reactors on gRPC threads.
   std::atomic<int64_t> open_streams_{0};
@@ -105,6 +137,8 @@ class CacheService final : public CacheServiceBase {
   std::atomic<uint64_t> oversized_batches_{0};
   std::atomic<uint64_t> malformed_batches_{0};
   std::array<std::atomic<uint64_t>, kNumAuthResults> auth_failures_{};
+
+  AuthLimiter auth_limiter_;  // Thread-safe.
 };
 
 }  // namespace crabcache::service

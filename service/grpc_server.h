@@ -13,13 +13,27 @@
 #include "core/mutex.h"
 #include "fastpath/token_store.h"
 #include "service/cache_service.h"
+#include "service/grpc_listener.h"
 #include "service/tls.h"
 
 namespace grpc {
+class CallbackGenericService;
+class ResourceQuota;
 class Server;
 }  // namespace grpc
 
 namespace crabcache::service {
+
+// The health-only port (GrpcOptions::health_port) takes at most this many connections (kubelet
+// probes open one per probe) and messages of at most this size (a HealthCheckRequest is a
+// service name).
+inline constexpr size_t kHealthMaxConnections = 64;
+inline constexpr int kHealthMaxMessageBytes = 4096;
+// Threads gRPC may run synchronous handlers on, for both ports together: only server reflection
+// is synchronous (the cache and health services use the callback API), and each open reflection
+// stream holds one of these threads, so this caps what unauthenticated reflection clients can
+// take. gRPC's own polling threads for them come out of the same budget.
+inline constexpr int kMaxSyncThreads = 16;
 
 struct GrpcOptions {
   // Host or IP to bind ("0.0.0.0", "127.0.0.1", "::"); IPv6 literals need no brackets.
@@ -32,6 +46,14 @@ struct GrpcOptions {
   int max_message_bytes = 64 << 20;
   // HTTP/2 streams (concurrent RPCs) per client connection.
   int max_concurrent_streams = 1024;
+  // Connections open at once on the main port; more are closed as soon as they are accepted
+  // (service/grpc_listener.h).
+  size_t max_connections = 10000;
+  // Memory gRPC's transports may take for their buffers (grpc::ResourceQuota, shared by both
+  // ports); 0: no quota. See docs/security.md for what gRPC does when it is used up.
+  size_t memory_limit_bytes = 0;
+  // Per-address limit on failed token checks (service/auth_limiter.h).
+  AuthLimitOptions auth_limit;
   // If non-zero (or -1 for "any free port"), a second listener that serves only
   // grpc.health.v1 in plaintext, for kubelet gRPC probes when the main port needs TLS or auth.
   int health_port = 0;
@@ -46,7 +68,9 @@ struct GrpcOptions {
 
 // The running gRPC server: crabcache.v1.Cache, grpc.health.v1.Health (SERVING until
 // SetNotServing or Shutdown) and server reflection, on one listener (plaintext, TLS or mutual
-// TLS), plus an optional plaintext health-only listener.
+// TLS), plus an optional plaintext listener that serves grpc.health.v1 only. Both listeners are
+// CrabCache's own (service/grpc_listener.h), which cap and count connections; one
+// grpc::ResourceQuota bounds gRPC's buffers and synchronous threads on both.
 //
 // Thread-safety: every method may be called from any thread, concurrently.
 // Ownership: `executor` is not owned and must outlive the frontend. Destroying the frontend
@@ -70,8 +94,11 @@ class GrpcFrontend {
   // start of a graceful shutdown so load balancers drain the instance.
   void SetNotServing();
 
-  // Stops accepting RPCs, lets RPCs in flight run until `deadline`, then cancels the rest, and
-  // returns once every RPC has finished (OnDone ran). Idempotent; later calls return at once.
+  // Stops accepting RPCs and drains (CacheService::BeginDrain): every open BatchExecute stream
+  // answers the batches it has read, then ends with UNAVAILABLE "server shutting down"; unary
+  // calls in flight complete. Returns once every RPC has finished (OnDone ran), which is as soon
+  // as the last one ends; whatever still runs at `deadline` (a stream whose client does not read
+  // its responses) is cancelled. Idempotent; later calls return at once.
   void Shutdown(absl::Time deadline);
 
   // Re-reads and checks the TLS files; valid ones are served to new handshakes within
@@ -83,14 +110,26 @@ class GrpcFrontend {
   int64_t open_streams() const { return service_->open_streams(); }
   uint64_t streams_total() const { return service_->streams_total(); }
   const CacheService& service() const { return *service_; }
+  // Connections of the main port: open now (one fstat per open connection), accepted ever, and
+  // refused by max_connections. For metrics.
+  int64_t open_connections() const { return listener_->open_connections(); }
+  uint64_t connections_accepted() const { return listener_->accepted(); }
+  uint64_t connections_rejected() const { return listener_->rejected(); }
 
  private:
-  GrpcFrontend(std::unique_ptr<CacheService> service, std::unique_ptr<TlsMaterial> tls, int port,
-               int health_port);
+  GrpcFrontend(std::unique_ptr<CacheService> service, std::unique_ptr<TlsMaterial> tls,
+               std::unique_ptr<grpc::ResourceQuota> quota, std::unique_ptr<GrpcListener> listener,
+               std::unique_ptr<grpc::CallbackGenericService> health_unknown,
+               std::unique_ptr<GrpcListener> health_listener);
 
   // Immutable after Start. Declared before server_ so they are destroyed after it.
   const std::unique_ptr<CacheService> service_;
   const std::unique_ptr<TlsMaterial> tls_;  // Null without TLS.
+  const std::unique_ptr<grpc::ResourceQuota> quota_;
+  const std::unique_ptr<GrpcListener> listener_;
+  // The health-only server's answer to every other method (null without health_port).
+  const std::unique_ptr<grpc::CallbackGenericService> health_unknown_;
+  const std::unique_ptr<GrpcListener> health_listener_;  // Null without health_port.
   const int port_;
   const int health_port_;
 

@@ -88,6 +88,15 @@ std::string Print(int (*print)(BIO*, const void*), const void* what) {
 }
 
 // A memfd holding `data`, or -1.
+// dup3(from, to), retried while interrupted or racing an open() of `to` (EBUSY).
+absl::Status Replace(int from, int to) {
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    if (dup3(from, to, O_CLOEXEC) >= 0) return absl::OkStatus();
+    if (errno != EINTR && errno != EBUSY) break;
+  }
+  return absl::InternalError(absl::StrCat("dup3 for the TLS files: ", std::strerror(errno)));
+}
+
 int NewMemfd(const std::string& data) {
   const int fd = memfd_create("crabcache-tls", MFD_CLOEXEC);
   if (fd < 0) return -1;
@@ -237,13 +246,32 @@ absl::Status TlsMaterial::Publish(const TlsBundle& bundle) {
     return absl::InternalError(absl::StrCat("memfd_create for the TLS files: ", why));
   }
   // dup3 replaces the descriptor atomically: an open() of /proc/self/fd/N sees the old file or
-  // the new one, complete either way.
-  dup3(key, key_fd_, O_CLOEXEC);
-  dup3(cert, cert_fd_, O_CLOEXEC);
-  if (ca >= 0) dup3(ca, ca_fd_, O_CLOEXEC);
-  for (int fd : {key, cert, ca}) {
+  // the new one, complete either way. The published files are kept (dup) until all three are
+  // swapped, so a failed swap puts back the ones already replaced: gRPC never sees a new key
+  // with an old certificate because of it.
+  const int targets[3] = {key_fd_, cert_fd_, ca >= 0 ? ca_fd_ : -1};
+  const int fresh[3] = {key, cert, ca};
+  int saved[3] = {-1, -1, -1};
+  absl::Status status = absl::OkStatus();
+  for (int i = 0; i < 3 && status.ok(); ++i) {
+    if (targets[i] < 0) continue;
+    saved[i] = fcntl(targets[i], F_DUPFD_CLOEXEC, 0);
+    if (saved[i] < 0) status = absl::InternalError(absl::StrCat("dup: ", std::strerror(errno)));
+  }
+  int swapped = 0;
+  for (; swapped < 3 && status.ok(); ++swapped) {
+    if (targets[swapped] >= 0) status = Replace(fresh[swapped], targets[swapped]);
+  }
+  if (!status.ok()) {
+    // Put back what was replaced (swapped - 1 failed); best effort, the error is reported.
+    for (int i = 0; i + 1 < swapped; ++i) {
+      if (targets[i] >= 0) (void)Replace(saved[i], targets[i]);
+    }
+  }
+  for (int fd : {key, cert, ca, saved[0], saved[1], saved[2]}) {
     if (fd >= 0) close(fd);
   }
+  if (!status.ok()) return status;
   published_digest_ = digest;
   return absl::OkStatus();
 }

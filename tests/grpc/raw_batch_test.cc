@@ -14,6 +14,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "crabcache/v1/cache.grpc.pb.h"
 #include "gtest/gtest.h"
 #include "tests/grpc/test_server.h"
@@ -212,6 +214,7 @@ TEST_F(GrpcContractTest, LargeRequestsAndResponses) {
 // The service's counters: exact message sizes in and out, malformed and oversized batches.
 TEST(RawBatchMetricsTest, CountsWireBytesAndRefusals) {
   InProcessServer server;
+  ASSERT_TRUE(server.status().ok()) << server.status();
   const auto channel = grpc::CreateChannel(server.target(), grpc::InsecureChannelCredentials());
   const CacheService& service = server.frontend_->service();
   uint64_t sent = 0;
@@ -257,6 +260,43 @@ TEST(RawBatchMetricsTest, CountsWireBytesAndRefusals) {
   }
   EXPECT_EQ(service.oversized_batches(), 1u);
   EXPECT_EQ(service.malformed_batches(), 1u);
+}
+
+// Regression: a response whose write failed (the client cancelled while it was flow-controlled)
+// was counted in bytes_out as if it had been sent.
+TEST(RawBatchMetricsTest, FailedWriteIsNotCounted) {
+  InProcessServer server;
+  ASSERT_TRUE(server.status().ok()) << server.status();
+  const CacheService& service = server.frontend_->service();
+  auto stub = crabcache::v1::Cache::NewStub(
+      grpc::CreateChannel(server.target(), grpc::InsecureChannelCredentials()));
+  {
+    grpc::ClientContext context;
+    crabcache::v1::SetRequest set;
+    set.set_key("big");
+    set.set_value(std::string(1 << 20, 'x'));
+    crabcache::v1::SetResponse out;
+    ASSERT_TRUE(stub->Set(&context, set, &out).ok());
+  }
+  // A 32 MiB response that the client never reads: far beyond what HTTP/2 flow control lets
+  // the server send, so the write stays in flight until the cancellation fails it.
+  BatchRequest batch;
+  batch.set_id(1);
+  for (int i = 0; i < 32; ++i) batch.add_commands()->mutable_get()->set_key("big");
+  grpc::ClientContext context;
+  auto stream = stub->BatchExecute(&context);
+  ASSERT_TRUE(stream->Write(batch));
+  const absl::Time give_up = absl::Now() + absl::Seconds(10);
+  while (service.bytes_in() == 0 && absl::Now() < give_up) absl::SleepFor(absl::Milliseconds(1));
+  ASSERT_GT(service.bytes_in(), 0u) << "the server never read the batch";
+  absl::SleepFor(absl::Milliseconds(200));  // Executed and its write started (microseconds).
+  context.TryCancel();
+  EXPECT_EQ(stream->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  while (service.open_streams() != 0 && absl::Now() < give_up) {
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  ASSERT_EQ(service.open_streams(), 0);
+  EXPECT_EQ(service.bytes_out(), 0u);
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include <string>
 #include <utility>
 
+#include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -32,6 +33,9 @@ constexpr size_t kMaxKeyBytes = 1024;
 class TestServer {
  public:
   virtual ~TestServer() = default;
+  // Why the server could not start (OK when it runs). Fixtures ASSERT on it in SetUp, so a
+  // server that failed to start fails the test cleanly instead of crashing it.
+  virtual absl::Status status() const { return absl::OkStatus(); }
   virtual std::string target() const = 0;
   virtual int64_t open_streams() = 0;
   virtual uint64_t streams_total() = 0;
@@ -43,16 +47,26 @@ class InProcessServer final : public TestServer {
       : store_(core::StoreOptions{.num_shards = 8}),
         executor_(&store_, nullptr, core::ExecutorOptions{.max_key_bytes = kMaxKeyBytes}) {
     auto frontend = GrpcFrontend::Start({.address = "127.0.0.1", .port = 0}, &executor_);
-    EXPECT_TRUE(frontend.ok()) << frontend.status();
-    frontend_ = *std::move(frontend);
+    if (frontend.ok()) {
+      frontend_ = *std::move(frontend);
+    } else {
+      status_ = frontend.status();
+    }
   }
-  std::string target() const override { return absl::StrCat("127.0.0.1:", frontend_->port()); }
-  int64_t open_streams() override { return frontend_->open_streams(); }
-  uint64_t streams_total() override { return frontend_->streams_total(); }
+  absl::Status status() const override { return status_; }
+  // Port 0 (nothing listens there) when the server did not start.
+  std::string target() const override {
+    return absl::StrCat("127.0.0.1:", frontend_ != nullptr ? frontend_->port() : 0);
+  }
+  int64_t open_streams() override { return frontend_ != nullptr ? frontend_->open_streams() : 0; }
+  uint64_t streams_total() override {
+    return frontend_ != nullptr ? frontend_->streams_total() : 0;
+  }
 
   core::Store store_;
   core::Executor executor_;
-  std::unique_ptr<GrpcFrontend> frontend_;
+  absl::Status status_;
+  std::unique_ptr<GrpcFrontend> frontend_;  // Null when Start failed (status_ says why).
 };
 
 class ExternalServer final : public TestServer {
@@ -95,6 +109,8 @@ class GrpcContractTest : public ::testing::Test {
       : server_(MakeTestServer()),
         channel_(grpc::CreateChannel(server_->target(), grpc::InsecureChannelCredentials())),
         stub_(crabcache::v1::Cache::NewStub(channel_)) {}
+
+  void SetUp() override { ASSERT_TRUE(server_->status().ok()) << server_->status(); }
 
   // Waits (bounded) until every stream's reactor has run OnDone.
   void ExpectNoOpenStreams() {

@@ -3,17 +3,21 @@
 
 Usage: drain_test.py --server PATH/crabcached --out_dir DIR
 
-Starts crabcached (--shutdown_delay=1s, --shutdown_grace=3s), then runs at once
+Starts crabcached (--shutdown_delay=1s, --shutdown_grace=5s), then runs at once
   - 4 fast path connections, each pipelining PUT/GET frames in windows of 32 and checking every
     reply against what it sent, and
   - 4 gRPC BatchExecute streams sending 16-command batches and checking every response,
 and sends SIGTERM while they run. It checks that
-  - health answers NOT_SERVING during the shutdown delay while requests are still served;
+  - health answers NOT_SERVING during the shutdown delay while requests are still served (every
+    gRPC stream gets responses during the delay);
   - every fast path request got its complete, correct reply, or the connection closed cleanly
     (end of stream on a reply boundary, never a truncated reply or a reset);
-  - every gRPC batch got its response (same id, correct results) or the stream ended with a
-    status (UNAVAILABLE or CANCELLED), and responses came in order;
-  - the process exits with status 0 within delay + grace + 5 s.
+  - every gRPC stream ends with UNAVAILABLE "server shutting down" (or OK), never CANCELLED,
+    before the grace deadline; the ids answered on each stream are exactly a prefix of the ids
+    it sent (so the batches left without a response are the last ones, which the server never
+    read: tests/grpc checks in process that they never ran), each response correct;
+  - the process exits with status 0 well before delay + grace: the drain does not wait for the
+    deadline once every stream has ended.
 """
 
 import argparse
@@ -32,7 +36,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "pylib"))
 import crabcache_testing as ct  # pylint: disable=wrong-import-position
 
 DELAY_S = 1.0
-GRACE_S = 3.0
+GRACE_S = 5.0
 
 
 def fast_path_client(port, index, stop, results):
@@ -84,9 +88,11 @@ def fast_path_client(port, index, stop, results):
         stats["error"] = f"socket error: {e}"
 
 
-def grpc_client(pb, pb_grpc, target, index, stop, results):
+def grpc_client(pb, pb_grpc, target, index, stop, results, term_time):
+    """One BatchExecute stream until the server ends it (or `stop`); records what it saw."""
     import grpc  # pylint: disable=import-outside-toplevel
-    stats = {"sent": 0, "answered": 0, "status": None, "error": None}
+    stats = {"sent": 0, "answered": 0, "answered_after_term": 0, "status": None, "details": None,
+             "ended_after_term_s": None, "error": None}
     results[index] = stats
     sent_ids = []
 
@@ -108,18 +114,25 @@ def grpc_client(pb, pb_grpc, target, index, stop, results):
         with grpc.insecure_channel(target) as channel:
             stub = pb_grpc.CacheStub(channel)
             try:
-                for expected_id, response in enumerate(stub.BatchExecute(batches(), timeout=30)):
-                    assert response.id == expected_id, f"response {response.id} != {expected_id}"
+                for position, response in enumerate(stub.BatchExecute(batches(), timeout=30)):
+                    assert position < len(sent_ids), f"response {response.id} to nothing sent"
+                    assert response.id == sent_ids[position], (
+                        f"response {position} has id {response.id}, sent {sent_ids[position]}")
                     assert len(response.results) == 16
                     for c in range(8):
-                        key = f"g:{index}:{expected_id}:{c}".encode()
+                        key = f"g:{index}:{response.id}:{c}".encode()
                         assert response.results[2 * c].code == pb.OK
                         assert response.results[2 * c + 1].code == pb.HIT
                         assert response.results[2 * c + 1].value == key
                     stats["answered"] += 1
+                    if term_time[0] is not None:
+                        stats["answered_after_term"] += 1
                 stats["status"] = "OK"
             except grpc.RpcError as e:
                 stats["status"] = e.code().name
+                stats["details"] = e.details()
+            if term_time[0] is not None:
+                stats["ended_after_term_s"] = time.monotonic() - term_time[0]
     except AssertionError as e:
         stats["error"] = str(e)
 
@@ -158,14 +171,17 @@ def main():
             threads = [threading.Thread(target=fast_path_client,
                                         args=(ready["fastpath_port"], i, stop, fast_results))
                        for i in range(4)]
+            term_time = [None]  # Set (monotonic) when SIGTERM is sent.
             threads += [threading.Thread(target=grpc_client,
-                                         args=(pb, pb_grpc, target, i, stop, grpc_results))
+                                         args=(pb, pb_grpc, target, i, stop, grpc_results,
+                                               term_time))
                         for i in range(4)]
             for t in threads:
                 t.start()
             time.sleep(1.0)  # Load is flowing.
 
             term_at = time.monotonic()
+            term_time[0] = term_at
             server.proc.send_signal(signal.SIGTERM)
             time.sleep(DELAY_S / 3)
             # During the delay: NOT_SERVING, and requests are still answered.
@@ -200,11 +216,27 @@ def main():
                 print(f"grpc[{i}]: {r}")
                 if r["error"]:
                     failures.append(f"grpc[{i}]: {r['error']}")
-                if r["status"] not in ("OK", "UNAVAILABLE", "CANCELLED"):
-                    failures.append(f"grpc[{i}]: stream ended with {r['status']}")
+                if r["status"] == "UNAVAILABLE":
+                    if r["details"] != "server shutting down":
+                        failures.append(f"grpc[{i}]: UNAVAILABLE {r['details']!r}, not the drain")
+                elif r["status"] != "OK":
+                    failures.append(f"grpc[{i}]: stream ended with {r['status']} "
+                                    f"{r['details']!r}, not UNAVAILABLE or OK")
                 if r["answered"] == 0:
                     failures.append(f"grpc[{i}]: no response at all")
+                if r["answered_after_term"] == 0:
+                    failures.append(f"grpc[{i}]: not served during the shutdown delay")
+                if r["answered"] > r["sent"]:
+                    failures.append(f"grpc[{i}]: more responses than batches")
+                ended = r["ended_after_term_s"]
+                if ended is None or ended >= DELAY_S + GRACE_S:
+                    failures.append(f"grpc[{i}]: the stream did not end before the grace "
+                                    f"deadline ({ended} s after SIGTERM)")
             print(f"exit status {code} after {elapsed:.2f} s")
+            # The drain ends when the last stream has ended, not at the deadline.
+            if elapsed >= DELAY_S + GRACE_S - 1.5:
+                failures.append(f"exit {elapsed:.2f} s after SIGTERM: the drain waited for "
+                                f"the grace deadline ({DELAY_S + GRACE_S} s)")
         finally:
             server.kill()
             if failures:

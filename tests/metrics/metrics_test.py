@@ -7,8 +7,9 @@ Usage (under tests/polyglot/run_with_server.py):
 
 Checks, in order: the exposition passes `promtool check metrics`; after the traffic below, every
 counter it touches moved by exactly the expected amount (commands by front end, command and
-outcome; batch counts and sizes; bytes in and out; connections); and every crabcache_* name the
-Grafana dashboard queries is one the server exports (tests/metrics/check_dashboard.py).
+outcome; batch counts and sizes; bytes in and out; protocol errors; connections open, accepted
+and rejected on both front ends); and every crabcache_* name the Grafana dashboard queries is one
+the server exports (tests/metrics/check_dashboard.py).
 """
 
 import argparse
@@ -68,12 +69,22 @@ class MetricsTest(unittest.TestCase):
             pb.Command(delete=pb.Delete(key=b"m:c")),
             pb.Command(ping=pb.Ping()),
         ])
+        # All of it on one channel, so one gRPC connection; then a BatchExecute stream whose
+        # only message is not a BatchRequest (a truncated field: 2 bytes), which fails the stream
+        # with INVALID_ARGUMENT and counts as a malformed request.
+        malformed = b"\x12\x09"
         with grpc.insecure_channel(ARGS.target) as channel:
             stub = pb_grpc.CacheStub(channel)
             responses = list(stub.BatchExecute(iter([request]), timeout=10))
             self.assertEqual(len(responses), 1)
             self.assertTrue(stub.Get(pb.GetRequest(key=b"m:a"), timeout=5).found)
             stub.Ping(pb.PingRequest(), timeout=5)
+            raw = channel.stream_stream("/crabcache.v1.Cache/BatchExecute",
+                                        request_serializer=None, response_deserializer=None)
+            with self.assertRaises(grpc.RpcError) as refused:
+                list(raw(iter([malformed]), timeout=10))
+            self.assertEqual(refused.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+            during = self.scrape()
 
         # Fast path: five requests, each answered before the next is sent (five batches).
         fast = ct.FastPath(ARGS.fastpath_port)
@@ -84,14 +95,16 @@ class MetricsTest(unittest.TestCase):
         self.assertEqual(fast.delete(b"m:f"), (fast.OK, None))
         fast.close()
 
-        # The fast path counts bytes and connection events on its loop threads; the scrape sums
-        # them, so wait (bounded) for the close to be seen.
+        # The fast path counts bytes and connection events on its loop threads, and gRPC closes
+        # the server side of a connection when it notices the client's close; the scrape sees
+        # both a moment later, so wait (bounded) for the closes to be seen.
         deadline = time.monotonic() + 10
         while True:
             after = self.scrape()
-            opened = (ct.sample(after, "crabcache_connections_open", frontend="fastpath") -
-                      ct.sample(before, "crabcache_connections_open", frontend="fastpath"))
-            if opened == 0 or time.monotonic() > deadline:
+            opened = [ct.sample(after, "crabcache_connections_open", frontend=frontend) -
+                      ct.sample(before, "crabcache_connections_open", frontend=frontend)
+                      for frontend in ("fastpath", "grpc")]
+            if opened == [0, 0] or time.monotonic() > deadline:
                 break
             time.sleep(0.05)
 
@@ -126,14 +139,26 @@ class MetricsTest(unittest.TestCase):
         self.assertEqual(delta("crabcache_received_bytes_total", frontend="fastpath"), fast.sent)
         self.assertEqual(delta("crabcache_sent_bytes_total", frontend="fastpath"), fast.received)
         self.assertEqual(delta("crabcache_received_bytes_total", frontend="grpc"),
-                         request.ByteSize())
+                         request.ByteSize() + len(malformed))
         self.assertEqual(delta("crabcache_sent_bytes_total", frontend="grpc"),
                          responses[0].ByteSize())
 
-        # Connections and streams.
-        self.assertEqual(delta("crabcache_connections_accepted_total", frontend="fastpath"), 1)
-        self.assertEqual(delta("crabcache_connections_open", frontend="fastpath"), 0)
-        self.assertEqual(delta("crabcache_grpc_streams_total"), 1)
+        # Protocol errors: the malformed gRPC request; nothing over a limit.
+        self.assertEqual(delta("crabcache_protocol_errors_total", frontend="grpc",
+                               reason="malformed"), 1)
+        self.assertEqual(delta("crabcache_protocol_errors_total", frontend="grpc",
+                               reason="batch_too_large"), 0)
+
+        # Connections and streams: one per front end, open while used, closed after.
+        for frontend in ("fastpath", "grpc"):
+            self.assertEqual(delta("crabcache_connections_accepted_total", frontend=frontend), 1,
+                             frontend)
+            self.assertEqual(delta("crabcache_connections_open", frontend=frontend), 0, frontend)
+            self.assertEqual(delta("crabcache_connections_rejected_total", frontend=frontend), 0,
+                             frontend)
+        self.assertEqual(ct.sample(during, "crabcache_connections_open", frontend="grpc") -
+                         ct.sample(before, "crabcache_connections_open", frontend="grpc"), 1)
+        self.assertEqual(delta("crabcache_grpc_streams_total"), 2)
         # Keys: m:a and m:b remain (m:c and m:f were deleted).
         self.assertEqual(delta("crabcache_keys"), 2)
 

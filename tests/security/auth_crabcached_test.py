@@ -15,7 +15,12 @@ Checks, with a token file of two tokens:
     fast path connections and gRPC streams that used the removed token are cut off;
   - a reload that fails (empty file) keeps the previous tokens and is logged and counted;
   - SIGHUP reloads at once even with a long --reload_interval;
-  - crabcache_auth_failures_total counts by front end and reason; exit 0 on SIGTERM.
+  - crabcache_auth_failures_total counts by front end and reason; exit 0 on SIGTERM;
+  - per-address limiting of invalid gRPC tokens (a second server, --grpc_auth_max_failures=3):
+    after three invalid tokens even a valid one is refused with RESOURCE_EXHAUSTED, unchecked,
+    on every Cache method, and counted as reason="rate_limited"; missing tokens do not count;
+    health and the fast path from the same address are not affected. (The block's expiry is
+    tested in process with a fake clock: tests/security/grpc_auth_test.cc.)
 """
 
 import argparse
@@ -226,6 +231,55 @@ def check_cli(cli, server, out_dir):
     assert run.returncode == 2 and "UNAUTHENTICATED" in run.stderr, run
 
 
+def check_rate_limit(binary, out_dir, pb2):
+    path = os.path.join(out_dir, "limit-tokens")
+    secutil.write_atomically(path, OLD + "\n")
+    server = secutil.Crabcached(binary, out_dir, [f"--auth_token_file={path}",
+                                                  "--grpc_auth_max_failures=3",
+                                                  "--grpc_auth_failure_window=10m"],
+                                name="ratelimit")
+    try:
+        channel = grpc.insecure_channel(server.grpc_target)
+        good = (("authorization", "Bearer " + OLD),)
+        ping = channel.unary_unary("/crabcache.v1.Cache/Ping", request_serializer=None,
+                                   response_deserializer=None)
+
+        def code(metadata):
+            try:
+                ping(b"", metadata=metadata, timeout=10)
+                return grpc.StatusCode.OK
+            except grpc.RpcError as e:
+                return e.code()
+
+        assert code(good) == grpc.StatusCode.OK
+        for _ in range(5):  # Missing tokens guess nothing: not limited.
+            assert code(()) == grpc.StatusCode.UNAUTHENTICATED
+        for i in range(3):
+            assert code((("authorization", f"Bearer guess-{i}-0123456789abcdef"),)) == \
+                grpc.StatusCode.UNAUTHENTICATED
+        codes = call_all_methods(pb2, channel, good)
+        assert all(c == grpc.StatusCode.RESOURCE_EXHAUSTED for c in codes.values()), codes
+        try:
+            ping(b"", metadata=good, timeout=10)
+        except grpc.RpcError as e:
+            assert "too many invalid tokens from 127.0.0.1" in e.details(), e.details()
+        m = server.metrics()
+        def count(reason):
+            return ct.sample(m, "crabcache_auth_failures_total", frontend="grpc", reason=reason)
+        assert count("missing") == 5, m
+        assert count("invalid") == 3, m
+        assert count("rate_limited") == len(codes) + 1, m
+        health = channel.unary_unary("/grpc.health.v1.Health/Check", request_serializer=None,
+                                     response_deserializer=None)
+        assert health(b"", timeout=10) == b"\x08\x01", "health is not limited"
+        fp = ct.FastPath(server.fastpath_port)
+        assert fp_auth(fp, OLD) == (fp.OK, None), "the fast path is not limited"
+        fp.close()
+        channel.close()
+    finally:
+        assert server.stop() == 0, server.text()
+
+
 def check_metrics(server):
     m = server.metrics()
     def count(frontend, reason):
@@ -249,8 +303,11 @@ def main():
     work = secutil.new_workdir("crabcache-auth-")
     secret = secutil.KubernetesStyleDir(os.path.join(work, "secret"))
     secret.publish({"tokens": f"# two tokens\n{OLD}\n\n{OTHER}\n"})
+    # This server sends dozens of invalid tokens from one address on purpose: no per-address
+    # limit here (check_rate_limit has its own server).
     server = secutil.Crabcached(args.server, work, [f"--auth_token_file={secret.path('tokens')}",
-                                                    "--reload_interval=100ms"])
+                                                    "--reload_interval=100ms",
+                                                    "--grpc_auth_max_failures=0"])
     with server:
         check_fast_path(server)
         channel = check_grpc(server, pb2, pb2_grpc, args.out_dir)
@@ -259,6 +316,7 @@ def main():
         if args.cli:
             check_cli(args.cli, server, work)
         check_sighup(args.server, work)
+    check_rate_limit(args.server, work, pb2)
     print("auth_crabcached_test: OK")
 
 

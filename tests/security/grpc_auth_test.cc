@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
+#include "core/clock.h"
 #include "core/executor.h"
 #include "core/store.h"
 #include "crabcache/v1/cache.grpc.pb.h"
@@ -17,6 +18,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "service/auth.h"
+#include "service/auth_limiter.h"
 #include "service/grpc_server.h"
 
 namespace crabcache::service {
@@ -182,6 +184,126 @@ TEST_F(GrpcAuthTest, HealthNeedsNoToken) {
                     });
   done.WaitForNotification();
   EXPECT_TRUE(status.ok()) << status.error_message();
+}
+
+// AuthLimiter on its own, on a fake clock.
+AuthLimitOptions LimitOptions(const core::Clock* clock, int max_failures = 3,
+                              size_t max_addresses = 4096) {
+  return {.max_failures = max_failures,
+          .window_ms = 60'000,
+          .max_addresses = max_addresses,
+          .clock = clock};
+}
+
+TEST(AuthLimiterTest, BlocksAfterMaxFailuresForAWindowFromTheLast) {
+  core::FakeClock clock;
+  AuthLimiter limiter(LimitOptions(&clock));
+  EXPECT_FALSE(limiter.MayBlock());
+  limiter.RecordFailure("10.0.0.1");
+  clock.Advance(10'000);
+  limiter.RecordFailure("10.0.0.1");
+  EXPECT_FALSE(limiter.Blocked("10.0.0.1"));
+  EXPECT_TRUE(limiter.MayBlock());
+  clock.Advance(10'000);
+  limiter.RecordFailure("10.0.0.1");  // The third within a minute: blocked until +60 s.
+  EXPECT_TRUE(limiter.Blocked("10.0.0.1"));
+  EXPECT_FALSE(limiter.Blocked("10.0.0.2")) << "other addresses are not affected";
+  clock.Advance(59'999);
+  EXPECT_TRUE(limiter.Blocked("10.0.0.1")) << "refused attempts do not end the block early";
+  clock.Advance(1);
+  EXPECT_FALSE(limiter.Blocked("10.0.0.1"));
+  // The window has passed: the next failure counts from one again.
+  limiter.RecordFailure("10.0.0.1");
+  EXPECT_FALSE(limiter.Blocked("10.0.0.1"));
+  // A quiet window later the address is forgotten and the check takes no lock again.
+  clock.Advance(60'000);
+  EXPECT_FALSE(limiter.Blocked("10.0.0.1"));
+  EXPECT_EQ(limiter.tracked(), 0u);
+  EXPECT_FALSE(limiter.MayBlock());
+}
+
+TEST(AuthLimiterTest, FailuresSpreadOverMoreThanAWindowDoNotBlock) {
+  core::FakeClock clock;
+  AuthLimiter limiter(LimitOptions(&clock));
+  for (int i = 0; i < 10; ++i) {
+    limiter.RecordFailure("10.0.0.1");
+    EXPECT_FALSE(limiter.Blocked("10.0.0.1")) << i;
+    clock.Advance(i % 2 == 0 ? 1'000 : 59'500);  // Two per window at most.
+  }
+}
+
+TEST(AuthLimiterTest, TheTableIsBounded) {
+  core::FakeClock clock;
+  AuthLimiter limiter(LimitOptions(&clock, /*max_failures=*/2, /*max_addresses=*/100));
+  limiter.RecordFailure("victim");
+  limiter.RecordFailure("victim");
+  ASSERT_TRUE(limiter.Blocked("victim"));
+  for (int i = 0; i < 1000; ++i) {
+    limiter.RecordFailure(absl::StrCat("10.1.", i / 256, ".", i % 256));
+    ASSERT_LE(limiter.tracked(), 100u);
+  }
+  // The least recently failing address was forgotten to make room (its count starts again).
+  EXPECT_FALSE(limiter.Blocked("victim"));
+  EXPECT_EQ(limiter.tracked(), 100u);
+}
+
+TEST(AuthLimiterTest, ZeroTurnsItOff) {
+  core::FakeClock clock;
+  AuthLimiter limiter(LimitOptions(&clock, /*max_failures=*/0));
+  for (int i = 0; i < 100; ++i) limiter.RecordFailure("10.0.0.1");
+  EXPECT_FALSE(limiter.Blocked("10.0.0.1"));
+  EXPECT_EQ(limiter.tracked(), 0u);
+}
+
+TEST(AuthLimiterTest, PeerAddress) {
+  EXPECT_EQ(AuthLimiter::PeerAddress("ipv4:127.0.0.1:54321"), "127.0.0.1");
+  EXPECT_EQ(AuthLimiter::PeerAddress("ipv6:[::1]:54321"), "::1");
+  EXPECT_EQ(AuthLimiter::PeerAddress("ipv6:[2001:db8::7]:1"), "2001:db8::7");
+  EXPECT_EQ(AuthLimiter::PeerAddress("ipv6:[::ffff:10.0.0.7]:443"), "10.0.0.7");
+  EXPECT_EQ(AuthLimiter::PeerAddress("unix:/tmp/socket"), "unix:/tmp/socket");
+}
+
+// The limit through real calls: after three invalid tokens from 127.0.0.1 even the valid token
+// is refused with RESOURCE_EXHAUSTED (and counted), until the fake clock passes the window.
+TEST(GrpcAuthLimitTest, InvalidTokensBlockTheAddressUntilTheWindowPasses) {
+  core::Store store(core::StoreOptions{.num_shards = 4});
+  core::Executor executor(&store, nullptr);
+  auth::TokenStore tokens;
+  ASSERT_TRUE(tokens.Replace({kToken}).ok());
+  core::FakeClock clock;
+  auto frontend = GrpcFrontend::Start(
+      {.address = "127.0.0.1", .port = 0, .auth_limit = LimitOptions(&clock), .tokens = &tokens},
+      &executor);
+  ASSERT_TRUE(frontend.ok()) << frontend.status();
+  auto stub = Cache::NewStub(grpc::CreateChannel(absl::StrCat("127.0.0.1:", (*frontend)->port()),
+                                                 grpc::InsecureChannelCredentials()));
+  auto ping = [&](const std::string& token) {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Bearer " + token);
+    crabcache::v1::PingResponse out;
+    return stub->Ping(&ctx, {}, &out);
+  };
+  EXPECT_TRUE(ping(kToken).ok());
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(ping("wrong-token-0123456789").error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  }
+  const grpc::Status refused = ping(kToken);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_THAT(refused.error_message(), ::testing::HasSubstr("too many invalid tokens"));
+  {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", absl::StrCat("Bearer ", kToken));
+    auto stream = stub->BatchExecute(&ctx);
+    BatchResponse response;
+    EXPECT_FALSE(stream->Read(&response));
+    EXPECT_EQ(stream->Finish().error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  }
+  const CacheService& service = (*frontend)->service();
+  EXPECT_EQ(service.auth_failures(AuthResult::kInvalid), 3u);
+  EXPECT_EQ(service.auth_failures(AuthResult::kRateLimited), 2u);
+  clock.Advance(60'000);
+  EXPECT_TRUE(ping(kToken).ok());
+  EXPECT_EQ(service.auth_failures(AuthResult::kRateLimited), 2u);
 }
 
 }  // namespace

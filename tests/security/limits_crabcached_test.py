@@ -14,7 +14,10 @@ Server A runs with small limits (--idle_timeout=1s --max_key_bytes=100 --max_val
   - a gRPC message over --grpc_max_message_bytes fails with RESOURCE_EXHAUSTED;
   - a third concurrent stream on one connection waits until one of two others ends;
   - a client that never reads its replies is disconnected, and the server's RSS stays bounded;
-  - the fourth fast path connection gets ERROR and a close, and is counted.
+  - the fourth fast path connection gets ERROR and a close, and is counted;
+  - with --grpc_max_connections=2 (server E) a third gRPC connection is closed at once (the
+    client sees UNAVAILABLE) and counted, the two open ones keep working, and once one closes a
+    new connection is served; crabcache_connections_open{frontend="grpc"} follows.
 """
 
 import argparse
@@ -219,6 +222,45 @@ def check_max_connections(binary, work):
         assert again.ping() == (again.PONG, None)
 
 
+def own_channel(target):
+    """A channel with a connection of its own (grpcio shares one between equal channels)."""
+    return grpc.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)])
+
+
+def grpc_ping(pb2, pb2_grpc, channel):
+    try:
+        pb2_grpc.CacheStub(channel).Ping(pb2.PingRequest(), timeout=5)
+        return grpc.StatusCode.OK
+    except grpc.RpcError as e:
+        return e.code()
+
+
+def check_grpc_max_connections(binary, work, pb2, pb2_grpc):
+    server = secutil.Crabcached(binary, work, ["--grpc_max_connections=2"], name="grpcconn")
+    with server:
+        def metric(name):
+            return server.metric(name, frontend="grpc")
+        first, second = own_channel(server.grpc_target), own_channel(server.grpc_target)
+        assert grpc_ping(pb2, pb2_grpc, first) == grpc.StatusCode.OK
+        assert grpc_ping(pb2, pb2_grpc, second) == grpc.StatusCode.OK
+        assert metric("crabcache_connections_open") == 2
+        third = own_channel(server.grpc_target)
+        assert grpc_ping(pb2, pb2_grpc, third) == grpc.StatusCode.UNAVAILABLE
+        assert metric("crabcache_connections_rejected_total") >= 1
+        assert metric("crabcache_connections_accepted_total") == 2
+        assert grpc_ping(pb2, pb2_grpc, first) == grpc.StatusCode.OK, "an open one broke"
+        assert grpc_ping(pb2, pb2_grpc, second) == grpc.StatusCode.OK
+        third.close()
+        first.close()
+        secutil.wait_until(lambda: metric("crabcache_connections_open") == 1,
+                           what="the closed gRPC connection to be released")
+        fourth = own_channel(server.grpc_target)
+        assert grpc_ping(pb2, pb2_grpc, fourth) == grpc.StatusCode.OK
+        assert metric("crabcache_connections_accepted_total") == 3
+        fourth.close()
+        second.close()
+
+
 def check_auth_deadline(binary, work):
     tokens = os.path.join(work, "tokens")
     secutil.write_atomically(tokens, "deadline-token-0123456789\n")
@@ -259,6 +301,7 @@ def main():
     finally:
         assert server.stop() == 0, server.text()
     check_max_connections(args.server, work)
+    check_grpc_max_connections(args.server, work, pb2, pb2_grpc)
     check_auth_deadline(args.server, work)
     print("limits_crabcached_test: OK")
 
