@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "absl/types/span.h"
 
 namespace crabcache::fastpath::internal {
 namespace {
@@ -42,8 +43,16 @@ void DrainSocket(int fd) {
 
 }  // namespace
 
+size_t PauseMark(const LoopConfig& config) {
+  const size_t largest_reply = config.limits.max_value_bytes + kReplyHeaderBytes;
+  const size_t below_hard =
+      config.output_hard_limit > largest_reply ? config.output_hard_limit - largest_reply : 1;
+  return std::max<size_t>(1, std::min(config.output_soft_limit, below_hard));
+}
+
 EventLoop::EventLoop(const LoopConfig& config)
     : config_(config),
+      pause_at_(PauseMark(config)),
       tick_ms_(config.idle_timeout_ms == 0
                    ? 1000
                    : std::clamp<core::Millis>(config.idle_timeout_ms / 4, 5, 1000)) {}
@@ -70,6 +79,7 @@ absl::Status EventLoop::Init() {
   wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (wake_fd_ < 0) return absl::InternalError(absl::StrCat("eventfd: ", strerror(errno)));
   batch_.reserve(config_.max_batch_commands);
+  batch_ends_.reserve(config_.max_batch_commands);
   return absl::OkStatus();
 }
 
@@ -258,7 +268,7 @@ size_t EventLoop::Process(Connection* c, std::string_view data) {
     if (r.status == ParseResult::Status::kFrame) {
       if (r.request.op == Opcode::kAuth) {
         // Replies stay in request order: run what precedes the AUTH first.
-        if (!RunBatch(c)) return kClosed;
+        if (RunBatch(c, &pos) == BatchRun::kClosed) return kClosed;
         if (c->paused) break;
         pos += r.consumed;
         if (!auth_on) {
@@ -271,7 +281,10 @@ size_t EventLoop::Process(Connection* c, std::string_view data) {
       }
       batch_.push_back(r.request.command);
       pos += r.consumed;
-      if (batch_.size() >= config_.max_batch_commands && !RunBatch(c)) return kClosed;
+      batch_ends_.push_back(pos);
+      if (batch_.size() >= config_.max_batch_commands && RunBatch(c, &pos) == BatchRun::kClosed) {
+        return kClosed;
+      }
       continue;
     }
     if (r.status == ParseResult::Status::kNeedMore) {
@@ -283,15 +296,20 @@ size_t EventLoop::Process(Connection* c, std::string_view data) {
     break;
   }
   // The batch views `data`: run it before the caller moves or drops the input.
-  if (!RunBatch(c)) return kClosed;
-  if (malformed) {
-    Add(counters_.protocol_errors[static_cast<size_t>(bad.error)], 1);
-    Reject(c, ParseErrorMessage(bad, config_.limits));
-    return pos;
-  }
-  if (!reject.empty()) {
-    Reject(c, reject);
-    return pos;
+  const BatchRun run = RunBatch(c, &pos);
+  if (run == BatchRun::kClosed) return kClosed;
+  // Paused part-way through the batch: the frames from `pos` on, and whatever error follows
+  // them, are looked at again once the output drains.
+  if (run == BatchRun::kRanAll) {
+    if (malformed) {
+      Add(counters_.protocol_errors[static_cast<size_t>(bad.error)], 1);
+      Reject(c, ParseErrorMessage(bad, config_.limits));
+      return pos;
+    }
+    if (!reject.empty()) {
+      Reject(c, reject);
+      return pos;
+    }
   }
   if (pos == data.size()) {
     c->frame_started = 0;
@@ -326,36 +344,40 @@ void EventLoop::Reject(Connection* c, std::string_view message) {
   c->linger_deadline = now_ + config_.linger_ms;
 }
 
-bool EventLoop::RunBatch(Connection* c) {
-  if (batch_.empty()) return true;
-  Buffer* out = Out(c);
-  // Replies the kernel already holds count towards the hard limit too.
-  const size_t elsewhere = Unsent(c) - out->size();
-  encoder_.Reset(out, config_.output_hard_limit - std::min(elsewhere, config_.output_hard_limit));
-  config_.executor->Execute(core::Frontend::kFastPath, batch_, encoder_);
-  batch_.clear();
-  if (encoder_.overflowed()) {
-    Add(counters_.slow_consumer_disconnects, 1);
-    Close(c, /*graceful=*/false);
-    return false;
-  }
-  if (Unsent(c) >= config_.output_soft_limit) {
-    if (!Flush(c)) return false;
-    if (Unsent(c) >= config_.output_soft_limit) {
-      c->paused = true;
-      c->stalled_since = now_;
+EventLoop::BatchRun EventLoop::RunBatch(Connection* c, size_t* pos) {
+  size_t done = 0;  // Commands of batch_ that ran.
+  while (done < batch_.size()) {
+    Buffer* out = Out(c);
+    // Replies the kernel already holds count too: stop once the unsent total reaches the mark.
+    const size_t elsewhere = Unsent(c) - out->size();
+    encoder_.Reset(out, pause_at_ > elsewhere ? pause_at_ - elsewhere : 0);
+    done += config_.executor->Execute(core::Frontend::kFastPath,
+                                      absl::MakeConstSpan(batch_).subspan(done), encoder_);
+    if (Unsent(c) < pause_at_) continue;
+    if (!Flush(c)) return BatchRun::kClosed;
+    if (Unsent(c) < pause_at_) continue;  // The socket took enough: run the rest now.
+    c->paused = true;
+    c->stalled_since = now_;
+    if (done < batch_.size()) {
+      // The frames from here on wait, unexecuted, until the output drains.
+      *pos = batch_ends_[done - 1];
+      batch_.clear();
+      batch_ends_.clear();
+      return BatchRun::kStopped;
     }
   }
-  return true;
+  batch_.clear();
+  batch_ends_.clear();
+  return BatchRun::kRanAll;
 }
 
 void EventLoop::EndTurn(Connection* c) {
-  // Flush, and resume a paused connection as soon as its output is down to half the soft limit
+  // Flush, and resume a paused connection as soon as its output is down to half the pause mark
   // (whichever send got it there), so a paused connection always waits for its output to drain
   // with output pending, never for nothing.
   for (;;) {
     if (!Flush(c)) return;
-    if (c->state != ConnState::kOpen || !c->paused || Unsent(c) > config_.output_soft_limit / 2) {
+    if (c->state != ConnState::kOpen || !c->paused || Unsent(c) > pause_at_ / 2) {
       break;
     }
     c->paused = false;

@@ -35,6 +35,8 @@ struct LoopConfig {
   const core::Executor* executor = nullptr;
   const core::Clock* clock = nullptr;
   Limits limits;
+  // REQUIRES: 0 < output_soft_limit <= output_hard_limit and
+  // output_hard_limit > limits.max_value_bytes + kReplyHeaderBytes (Server::Start checks them).
   size_t output_soft_limit = 0;
   size_t output_hard_limit = 0;
   core::Millis idle_timeout_ms = 0;  // 0: off.
@@ -58,6 +60,11 @@ struct LoopCounters {
   std::array<std::atomic<uint64_t>, kNumAuthFailures> auth_failures{};
   std::atomic<uint64_t> buffer_bytes{0};  // Gauge: capacity of every buffer the loop holds.
 };
+
+// Backpressure's pause mark: the unsent output at which a connection's batch stops and the
+// connection pauses. It is the soft limit, lowered when needed so that one more reply (at most
+// max_value_bytes + kReplyHeaderBytes) can never take the unsent output past the hard limit.
+size_t PauseMark(const LoopConfig& config);
 
 // Single-writer counter update: no locked instruction on the hot path.
 inline void Add(std::atomic<uint64_t>& counter, uint64_t n) {
@@ -165,6 +172,12 @@ class EventLoop {
 
   // Fresh input of `c` (bytes not in c->in; REQUIRES: c->state == kOpen): runs its complete
   // frames (none while paused) and keeps the rest in c->in. Returns false if `c` was closed.
+  //
+  // Backpressure: a batch stops at the frame whose reply takes the unsent output to the pause
+  // mark (PauseMark); if a flush cannot bring it back under the mark the connection pauses, and
+  // the frames that did not run stay in c->in until EndTurn sees the output drained to half the
+  // mark. So a connection's unsent output stays below the hard limit whatever the client sends,
+  // and a client that reads promptly is never cut off however much it asks for.
   bool OnInput(Connection* c, std::string_view fresh);
   // Runs the complete frames buffered in c->in. Returns false if `c` was closed.
   bool ProcessOwnInput(Connection* c);
@@ -179,6 +192,7 @@ class EventLoop {
 
   // Immutable after construction.
   const LoopConfig config_;
+  const size_t pause_at_;  // PauseMark(config_).
   const core::Millis tick_ms_;
 
   // Owned by the loop thread (the wake fd is created by Init before the thread starts).
@@ -195,18 +209,28 @@ class EventLoop {
 
   void AddConnection(int fd);
   void StartShutdown();
+  enum class BatchRun : uint8_t {
+    kRanAll,   // Every frame of the batch ran (or it was empty).
+    kStopped,  // The connection paused part-way: *pos moved back to the first frame not run.
+    kClosed,   // The connection was closed.
+  };
+
   // Parses the complete frames at the front of `data`, runs them in batches and encodes the
   // replies. Returns the bytes used, or kClosed. When `c` leaves kOpen (a rejected frame), the
   // caller drops the rest of its input.
   size_t Process(Connection* c, std::string_view data);
   bool Authenticate(Connection* c, std::string_view token);
   void Reject(Connection* c, std::string_view message);
-  bool RunBatch(Connection* c);
+  // Runs batch_ (the frames ending at batch_ends_ in the input being processed) and empties it.
+  // Whenever the executor stops at the pause mark it flushes; if the socket took enough, the
+  // rest of the batch runs at once (no frame is parsed twice), else `c` pauses.
+  BatchRun RunBatch(Connection* c, size_t* pos);
   void Sweep();
   void DropInput(Connection* c);
 
   std::thread thread_;
   std::vector<core::Command> batch_;
+  std::vector<size_t> batch_ends_;  // Where each frame of batch_ ends in the input processed.
   ReplyEncoder encoder_;
   core::Millis next_sweep_ = 0;
   absl::Time shutdown_deadline_ = absl::InfiniteFuture();

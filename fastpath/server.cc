@@ -233,6 +233,12 @@ absl::Status Validate(const ServerOptions& o) {
     return absl::InvalidArgumentError(
         "output limits must satisfy 0 < output_soft_limit <= output_hard_limit");
   }
+  if (o.output_hard_limit <= o.limits.max_value_bytes + kReplyHeaderBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "output_hard_limit (", o.output_hard_limit, ") must exceed max_value_bytes (",
+        o.limits.max_value_bytes, ") + ", kReplyHeaderBytes,
+        " (the reply to a GET of the largest value), or such a reply could never be sent"));
+  }
   if (o.idle_timeout < absl::ZeroDuration()) {
     return absl::InvalidArgumentError("idle_timeout must not be negative");
   }
