@@ -30,7 +30,8 @@ constexpr std::string_view kAuthRevoked =
     "UNAUTHENTICATED: the token of this connection was revoked; reconnect with a valid token";
 static_assert(kMaxTokenBytes >= auth::kMaxTokenBytes, "the parser must admit every valid token");
 
-// Reads and drops what the peer sent and we never read (at most kDrainOnCloseBytes).
+}  // namespace
+
 void DrainSocket(int fd) {
   char sink[16 << 10];
   size_t drained = 0;
@@ -40,8 +41,6 @@ void DrainSocket(int fd) {
     drained += static_cast<size_t>(n);
   }
 }
-
-}  // namespace
 
 size_t PauseMark(const LoopConfig& config) {
   const size_t largest_reply = config.limits.max_value_bytes + kReplyHeaderBytes;
@@ -59,7 +58,7 @@ EventLoop::EventLoop(const LoopConfig& config)
 
 EventLoop::~EventLoop() {
   for (Connection* c : conns_) {
-    if (c->fd >= 0) CloseFd(c->fd);
+    if (c->fd >= 0) CloseFd(c->fd, c->refused);
     delete c;
   }
   // A connection the kernel may still refer to (only if an engine could not wait for its
@@ -69,7 +68,7 @@ EventLoop::~EventLoop() {
   }
   {
     core::MutexLock lock(&mu_);
-    for (int fd : pending_fds_) CloseFd(fd);
+    for (const Handoff& h : pending_fds_) CloseFd(h.fd, h.refused);
     pending_fds_.clear();
   }
   if (wake_fd_ >= 0) close(wake_fd_);
@@ -95,10 +94,10 @@ void EventLoop::Join() {
   if (thread_.joinable()) thread_.join();
 }
 
-void EventLoop::Adopt(int fd) {
+void EventLoop::Adopt(int fd, bool refused) {
   {
     core::MutexLock lock(&mu_);
-    pending_fds_.push_back(fd);
+    pending_fds_.push_back(Handoff{fd, refused});
   }
   const uint64_t one = 1;
   (void)!write(wake_fd_, &one, sizeof(one));
@@ -143,7 +142,7 @@ int EventLoop::WaitMs() const {
 }
 
 void EventLoop::TakeHandoff() {
-  std::vector<int> fds;
+  std::vector<Handoff> fds;
   bool shutdown;
   absl::Time deadline;
   {
@@ -152,11 +151,11 @@ void EventLoop::TakeHandoff() {
     shutdown = shutdown_requested_;
     deadline = requested_deadline_;
   }
-  for (int fd : fds) {
+  for (const Handoff& h : fds) {
     if (shutdown || shutting_down_) {
-      CloseFd(fd);
+      CloseFd(h.fd, h.refused);
     } else {
-      AddConnection(fd);
+      AddConnection(h.fd, h.refused);
     }
   }
   if (shutdown && !shutting_down_) {
@@ -180,15 +179,20 @@ void EventLoop::CloseAll() {
   Reap();
 }
 
-void EventLoop::AddConnection(int fd) {
+void EventLoop::AddConnection(int fd, bool refused) {
   Connection* c = NewConnection(fd);
   if (c == nullptr) {
-    CloseFd(fd);
+    CloseFd(fd, refused);
     return;
   }
   c->accepted_at = now_;
   c->index = conns_.size();
   conns_.push_back(c);
+  if (refused) {
+    c->refused = true;
+    Reject(c, config_.refusal_message);
+    EndTurn(c);
+  }
 }
 
 void EventLoop::StartShutdown() {
@@ -457,7 +461,7 @@ void EventLoop::Close(Connection* c, bool graceful) {
   // Drop unread input so close() sends FIN, not RST (which could discard replies in flight).
   if (graceful) DrainSocket(c->fd);
   CloseIo(c);
-  CloseFd(c->fd);
+  CloseFd(c->fd, c->refused);
   c->fd = -1;
   Connection* last = conns_.back();
   conns_[c->index] = last;
@@ -469,9 +473,10 @@ void EventLoop::Close(Connection* c, bool graceful) {
   graveyard_.push_back(c);
 }
 
-void EventLoop::CloseFd(int fd) {
+void EventLoop::CloseFd(int fd, bool refused) {
   close(fd);
-  config_.open_connections->fetch_sub(1, std::memory_order_relaxed);
+  (refused ? config_.lingering_refusals : config_.open_connections)
+      ->fetch_sub(1, std::memory_order_relaxed);
 }
 
 void EventLoop::Reap() {

@@ -15,6 +15,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <string_view>
 #include <thread>
 #include <vector>
@@ -47,6 +48,11 @@ struct LoopConfig {
   int max_auth_failures = 3;
   // Shared with the acceptor, which increments it; loops decrement it when they close.
   std::atomic<int64_t>* open_connections = nullptr;
+  // Refused connections (over max_connections) a loop lingers on: the acceptor increments it,
+  // loops decrement it when they close one. They are not open connections.
+  std::atomic<int64_t>* lingering_refusals = nullptr;
+  // The ERROR message a refused connection gets.
+  std::string refusal_message;
 };
 
 // Counters with a single writer (the loop thread): relaxed load + store, no locked instruction;
@@ -65,6 +71,10 @@ struct LoopCounters {
 // connection pauses. It is the soft limit, lowered when needed so that one more reply (at most
 // max_value_bytes + kReplyHeaderBytes) can never take the unsent output past the hard limit.
 size_t PauseMark(const LoopConfig& config);
+
+// Reads and drops what the peer sent and we never read (at most 1 MiB, never blocking on a
+// non-blocking socket), so that close() sends FIN rather than RST.
+void DrainSocket(int fd);
 
 // Single-writer counter update: no locked instruction on the hot path.
 inline void Add(std::atomic<uint64_t>& counter, uint64_t n) {
@@ -87,6 +97,7 @@ struct Connection {
   bool paused = false;       // Backpressure: no reading or executing until output drains.
   bool peer_closed = false;  // End of stream read: answer what is buffered, then close.
   bool write_shut = false;   // shutdown(SHUT_WR) done (lingering).
+  bool refused = false;      // Over max_connections: lingers to deliver its ERROR, not counted.
   size_t index = 0;          // Position in EventLoop::conns_.
   size_t need_hint = 0;      // Size of the partial frame held in `in`, as far as known.
   // Held only while non-empty (a partial frame or frames paused by backpressure; replies not yet
@@ -124,7 +135,11 @@ class EventLoop {
   void Join();
 
   // Takes ownership of a connected, non-blocking socket; the loop serves it from its next turn.
-  void Adopt(int fd);
+  // A `refused` socket (over max_connections, counted in lingering_refusals, not in
+  // open_connections) is only answered config.refusal_message and closed the way a malformed
+  // frame's connection is: the ERROR is flushed, the write side shut, and input discarded until
+  // the client closes or the linger time ends, so the client reads the ERROR rather than a reset.
+  void Adopt(int fd, bool refused = false);
   // Stops reading requests, flushes the replies already computed, closes every connection once
   // flushed or at `deadline`, and ends the thread. Idempotent.
   void BeginShutdown(absl::Time deadline);
@@ -186,7 +201,8 @@ class EventLoop {
   void EndTurn(Connection* c);
   void Close(Connection* c, bool graceful);
   void Account(Connection* c);
-  void CloseFd(int fd);
+  // Closes `fd` and takes it off the count it was on (open connections or lingering refusals).
+  void CloseFd(int fd, bool refused);
   // Frees closed connections the kernel no longer references.
   void Reap();
 
@@ -207,7 +223,7 @@ class EventLoop {
  private:
   static constexpr size_t kClosed = static_cast<size_t>(-1);
 
-  void AddConnection(int fd);
+  void AddConnection(int fd, bool refused);
   void StartShutdown();
   enum class BatchRun : uint8_t {
     kRanAll,   // Every frame of the batch ran (or it was empty).
@@ -237,7 +253,11 @@ class EventLoop {
   uint64_t loop_accounted_ = 0;  // LoopBytes() included in counters_.buffer_bytes.
 
   core::Mutex mu_;
-  std::vector<int> pending_fds_ ABSL_GUARDED_BY(mu_);
+  struct Handoff {
+    int fd;
+    bool refused;
+  };
+  std::vector<Handoff> pending_fds_ ABSL_GUARDED_BY(mu_);
   bool shutdown_requested_ ABSL_GUARDED_BY(mu_) = false;
   absl::Time requested_deadline_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
 };

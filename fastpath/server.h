@@ -2,8 +2,11 @@
 //
 // How a connection is served (docs/protocol.md has the client's view):
 //   - One acceptor thread owns the listening socket and deals accepted sockets round-robin to
-//     the loops (non-blocking, TCP_NODELAY). Beyond max_connections a socket is accepted, sent
-//     one ERROR frame and closed, and counted as rejected.
+//     the loops (non-blocking, TCP_NODELAY). Beyond max_connections a socket is accepted,
+//     counted as rejected (not as open), and handed to a loop that sends it one ERROR frame and
+//     closes it as it closes a malformed frame's connection (see below), so the client reads the
+//     ERROR rather than a reset even if it wrote first (at most 128 such refusals linger at a
+//     time; beyond that the acceptor answers and closes at once).
 //   - For every read a loop parses every complete frame, runs them as one batch through
 //     core::Executor::Execute(kFastPath, ...) (at most max_batch_commands per call), encodes every
 //     reply into the output buffer and sends it in one piece. Partial frames stay buffered.
@@ -198,6 +201,7 @@ class Server {
   std::vector<std::unique_ptr<internal::EventLoop>> loops_;
   std::unique_ptr<internal::Acceptor> acceptor_;
   std::unique_ptr<std::atomic<int64_t>> open_connections_;
+  std::unique_ptr<std::atomic<int64_t>> lingering_refusals_;
 
   core::Mutex mu_;
   bool stopped_accepting_ ABSL_GUARDED_BY(mu_) = false;

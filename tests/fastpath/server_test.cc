@@ -580,6 +580,50 @@ TEST_P(FastPathServerTest, MaxConnectionsRefusesExtraConnectionsCleanly) {
   EXPECT_TRUE(again->Ping().ok());
 }
 
+// How the server ended the connection on `fd`, once it has: "eof" (FIN), "reset" or an error.
+std::string HowItEnded(int fd) {
+  pollfd p{fd, POLLIN, 0};
+  if (poll(&p, 1, 10000) != 1) return "still open after 10 s";
+  char byte;
+  const ssize_t n = recv(fd, &byte, 1, MSG_DONTWAIT);
+  if (n == 0) return "eof";
+  if (n < 0 && errno == ECONNRESET) return "reset";
+  return n > 0 ? "unexpected bytes" : std::string(strerror(errno));
+}
+
+// Regression: a refused connection was closed with the client's bytes unread, so the kernel
+// answered with a reset instead of a FIN. A reset discards whatever the server had not yet
+// delivered (on a real network, an ERROR frame still in flight or being retransmitted), so a
+// client that wrote before reading (any client that pipelines) could see "connection reset"
+// instead of the reason. Now the refusal lingers like a malformed frame's close: ERROR,
+// half-close, input discarded until the client closes.
+TEST_P(FastPathServerTest, ARefusedClientThatWroteFirstGetsTheErrorAndACleanClose) {
+  StartServer({.max_connections = 1});
+  std::unique_ptr<Client> first = ConnectTo(port());
+  ASSERT_NE(first, nullptr);
+  ASSERT_TRUE(first->Ping().ok());
+  for (uint64_t i = 1; i <= 5; ++i) {
+    std::unique_ptr<Client> extra = ConnectTo(port());
+    ASSERT_NE(extra, nullptr);
+    extra->QueuePing();
+    ASSERT_TRUE(extra->Flush().ok());
+    // Read only once the server has refused it (and so had every chance to see the PING).
+    ASSERT_TRUE(WaitFor([&] { return server_->Stats().connections_rejected >= i; }));
+    absl::StatusOr<OwnedReply> r = extra->ReadReply();
+    ASSERT_TRUE(r.ok()) << "refusal " << i << ": " << r.status();
+    EXPECT_EQ(r->type, ReplyType::kError);
+    EXPECT_THAT(r->bytes, HasSubstr("RESOURCE_EXHAUSTED: max_connections (1)"));
+    // More bytes after the refusal are discarded too, and do not turn the close into a reset.
+    extra->QueuePing();
+    ASSERT_TRUE(extra->Flush().ok());
+    EXPECT_EQ(HowItEnded(extra->fd()), "eof") << "refusal " << i;
+  }
+  // Lingering refusals are not open connections: they never count against max_connections.
+  EXPECT_EQ(server_->Stats().connections_open, 1);
+  EXPECT_EQ(server_->Stats().connections_accepted, 1u);
+  EXPECT_TRUE(first->Ping().ok());
+}
+
 TEST_P(FastPathServerTest, StopAcceptingKeepsServingExistingConnections) {
   StartServer();
   std::unique_ptr<Client> c = ConnectTo(port());
