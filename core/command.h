@@ -114,12 +114,14 @@ enum CommandFlag : uint32_t {
 class Store;
 struct ExecContext;
 
-// One row of the command table that every front end shares. `arity` counts the arguments a
-// front end must supply (key, value, ttl). `name` is lower case and is the metrics label.
+// One row of the command table that every front end shares. `name` is lower case and is the
+// metrics label. `flags` describe the command: whether it writes and which arguments it uses.
+// The executor acts on kFlagHasKey (hash the key, check max_key_bytes) and kFlagHasValue (check
+// max_value_bytes); the others document. There is no arity: each front end's frame or message
+// type carries exactly the fields of its command, so there is nothing left to count.
 struct CommandSpec {
   CommandId id;
   std::string_view name;
-  int arity;
   uint32_t flags;
   // Emits exactly one result to `sink` and returns its code (the executor counts outcomes).
   // `hash` is Store::Hash(command.key) when the command has a key (kFlagHasKey), else 0.
