@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cassert>
 #include <cstring>
 #include <string>
 
@@ -249,6 +250,7 @@ void EventLoop::DropInput(Connection* c) {
 }
 
 size_t EventLoop::Process(Connection* c, std::string_view data) {
+  assert(batch_.empty());  // Views of another connection's input must never run here.
   const bool auth_on = config_.tokens != nullptr;
   if (auth_on && c->authenticated && !config_.tokens->StillValid(&c->grant)) {
     Add(counters_.auth_failures[static_cast<size_t>(AuthFailure::kRevoked)], 1);
@@ -349,6 +351,7 @@ void EventLoop::Reject(Connection* c, std::string_view message) {
 }
 
 EventLoop::BatchRun EventLoop::RunBatch(Connection* c, size_t* pos) {
+  BatchRun run = BatchRun::kRanAll;
   size_t done = 0;  // Commands of batch_ that ran.
   while (done < batch_.size()) {
     Buffer* out = Out(c);
@@ -358,21 +361,24 @@ EventLoop::BatchRun EventLoop::RunBatch(Connection* c, size_t* pos) {
     done += config_.executor->Execute(core::Frontend::kFastPath,
                                       absl::MakeConstSpan(batch_).subspan(done), encoder_);
     if (Unsent(c) < pause_at_) continue;
-    if (!Flush(c)) return BatchRun::kClosed;
+    if (!Flush(c)) {
+      run = BatchRun::kClosed;
+      break;
+    }
     if (Unsent(c) < pause_at_) continue;  // The socket took enough: run the rest now.
     c->paused = true;
     c->stalled_since = now_;
     if (done < batch_.size()) {
       // The frames from here on wait, unexecuted, until the output drains.
       *pos = batch_ends_[done - 1];
-      batch_.clear();
-      batch_ends_.clear();
-      return BatchRun::kStopped;
+      run = BatchRun::kStopped;
     }
+    break;
   }
+  // Always emptied: the commands view this connection's input, which the caller moves or frees.
   batch_.clear();
   batch_ends_.clear();
-  return BatchRun::kRanAll;
+  return run;
 }
 
 void EventLoop::EndTurn(Connection* c) {
