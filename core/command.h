@@ -80,10 +80,26 @@ struct Result {
 // For kHit, `result.value` points into the store and is valid only during the call, which runs
 // with a shard lock held: copy the bytes, do no I/O, and never call back into the store or the
 // executor from here. A sink is used by one batch at a time; it need not be thread-safe.
+//
+// A sink may end a batch early (the fast path does when its unsent output reaches its
+// backpressure limit): RequestStop() from OnResult, and the executor runs no further command of
+// that batch and returns how many it ran. It is a plain member, not a virtual call, so the
+// executor's per-command check costs one load.
 class ResultSink {
  public:
   virtual ~ResultSink() = default;
   virtual void OnResult(const Result& result) = 0;
+
+  bool stop_requested() const { return stop_requested_; }
+
+ protected:
+  // The executor stops after the result being delivered.
+  void RequestStop() { stop_requested_ = true; }
+  // The owner clears it before reusing the sink for another batch.
+  void ClearStop() { stop_requested_ = false; }
+
+ private:
+  bool stop_requested_ = false;
 };
 
 // Flags in the command table.
@@ -98,12 +114,14 @@ enum CommandFlag : uint32_t {
 class Store;
 struct ExecContext;
 
-// One row of the command table that every front end shares. `arity` counts the arguments a
-// front end must supply (key, value, ttl). `name` is lower case and is the metrics label.
+// One row of the command table that every front end shares. `name` is lower case and is the
+// metrics label. `flags` describe the command: whether it writes and which arguments it uses.
+// The executor acts on kFlagHasKey (hash the key, check max_key_bytes) and kFlagHasValue (check
+// max_value_bytes); the others document. There is no arity: each front end's frame or message
+// type carries exactly the fields of its command, so there is nothing left to count.
 struct CommandSpec {
   CommandId id;
   std::string_view name;
-  int arity;
   uint32_t flags;
   // Emits exactly one result to `sink` and returns its code (the executor counts outcomes).
   // `hash` is Store::Hash(command.key) when the command has a key (kFlagHasKey), else 0.

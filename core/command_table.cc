@@ -65,13 +65,13 @@ ResultCode OpStats(const ExecContext& ctx, const Command&, uint64_t, ResultSink&
 }
 
 constexpr std::array<CommandSpec, kNumCommands> kTable = {{
-    {CommandId::kPing, "ping", 0, kFlagReadOnly, &OpPing},
-    {CommandId::kSet, "set", 3, kFlagWrite | kFlagHasKey | kFlagHasValue | kFlagHasTtl, &OpSet},
-    {CommandId::kGet, "get", 1, kFlagReadOnly | kFlagHasKey, &OpGet},
-    {CommandId::kDelete, "delete", 1, kFlagWrite | kFlagHasKey, &OpDelete},
-    {CommandId::kExpire, "expire", 2, kFlagWrite | kFlagHasKey | kFlagHasTtl, &OpExpire},
-    {CommandId::kTtl, "ttl", 1, kFlagReadOnly | kFlagHasKey, &OpTtl},
-    {CommandId::kStats, "stats", 0, kFlagReadOnly, &OpStats},
+    {CommandId::kPing, "ping", kFlagReadOnly, &OpPing},
+    {CommandId::kSet, "set", kFlagWrite | kFlagHasKey | kFlagHasValue | kFlagHasTtl, &OpSet},
+    {CommandId::kGet, "get", kFlagReadOnly | kFlagHasKey, &OpGet},
+    {CommandId::kDelete, "delete", kFlagWrite | kFlagHasKey, &OpDelete},
+    {CommandId::kExpire, "expire", kFlagWrite | kFlagHasKey | kFlagHasTtl, &OpExpire},
+    {CommandId::kTtl, "ttl", kFlagReadOnly | kFlagHasKey, &OpTtl},
+    {CommandId::kStats, "stats", kFlagReadOnly, &OpStats},
 }};
 
 // The table is indexed by CommandId; keep the two in step.

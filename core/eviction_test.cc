@@ -1,6 +1,7 @@
 // Eviction order per policy on small deterministic workloads, and the memory limit under random
 // workloads checked against a model.
 #include <algorithm>
+#include <cstdio>
 #include <list>
 #include <map>
 #include <memory>
@@ -10,6 +11,7 @@
 
 #include "core/command.h"
 #include "core/executor.h"
+#include "core/log_shard.h"
 #include "core/recording_sink.h"
 #include "core/store.h"
 #include "gtest/gtest.h"
@@ -254,6 +256,62 @@ TEST(S3FifoRegressionTest, HotSetSurvivesColdChurn) {
   std::printf("hot hit ratio %.3f, evictions %llu\n", ratio,
               static_cast<unsigned long long>(store.Stats().evictions));
   EXPECT_GE(ratio, 0.95);
+}
+
+// The worst case for s3fifo's write path: every entry in the shard was read at least three times
+// since it was last drained, so every drain reinserts everything and frees nothing. One write
+// must still stop after kMaxFruitlessDrainsPerWrite such drains plus what it needs freed, also
+// when it needs many segments (the valve used to count fruitless drains in a row, reset by each
+// drain that freed something: 257 drains per segment a large value needed).
+TEST(S3FifoBoundTest, AWriteDrainsABoundedNumberOfSegmentsEvenWhenEverythingIsHot) {
+  constexpr int kCap = LogShard::kMaxFruitlessDrainsPerWrite;
+  constexpr size_t kSegment = 16 << 10;
+  // Main must hold more segments than the valve allows fruitless drains.
+  const uint64_t budget = uint64_t{kSegment} * kCap * 4;
+  ASSERT_EQ(LogShard::SegmentSizeFor(budget), kSegment);
+  const KeyHasher hasher{99};
+  LogShard shard(
+      ShardOptions{.policy = EvictionPolicy::kS3Fifo, .budget_bytes = budget, .hasher = hasher});
+  auto set = [&](const std::string& k, size_t n) {
+    return shard.Set(k, hasher(k), std::string(n, 'v'), kNoExpiry, 0);
+  };
+  auto read = [&](const std::string& k) {
+    return shard.Get(k, hasher(k), 0, [](std::string_view) {});
+  };
+  // Every key read once as it is written: the small queue's drains promote them all to main.
+  const int keys = static_cast<int>(budget / 1000 * 3 / 2);
+  for (int i = 0; i < keys; ++i) {
+    ASSERT_TRUE(set(Key(i), 1000).ok());
+    read(Key(i));
+  }
+  // Everything live read three times: the 2-bit counters are saturated.
+  auto heat = [&] {
+    for (int i = 0; i < keys; ++i) {
+      for (int r = 0; r < 3; ++r) read(Key(i));
+    }
+  };
+  heat();
+  // The first new key that needs a segment (the head may still have room for a few).
+  uint64_t small_write = 0;
+  for (int j = 0; j < 64 && small_write == 0; ++j) {
+    const uint64_t before = shard.SegmentsDrained();
+    ASSERT_TRUE(set("new-small-" + std::to_string(j), 1000).ok());
+    small_write = shard.SegmentsDrained() - before;
+  }
+  // It did hit the valve (so this is the worst case), and stopped right after it.
+  EXPECT_EQ(small_write, static_cast<uint64_t>(kCap) + 1);
+
+  // A 256 KiB value (out of line) needs about 17 segments' worth of room.
+  heat();
+  const uint64_t before = shard.SegmentsDrained();
+  ASSERT_TRUE(set("new-large", 256 << 10).ok());
+  const uint64_t large_write = shard.SegmentsDrained() - before;
+  EXPECT_GE(large_write, static_cast<uint64_t>(kCap));
+  EXPECT_LE(large_write, static_cast<uint64_t>(kCap) + (256 << 10) / kSegment + 4);
+  std::printf("drains: small write %llu, 256 KiB write %llu\n",
+              static_cast<unsigned long long>(small_write),
+              static_cast<unsigned long long>(large_write));
+  EXPECT_LE(shard.Stats().memory_used_bytes, budget);
 }
 
 TEST_P(PolicyTest, ValueLargerThanBudgetFailsWithoutTouchingData) {

@@ -69,7 +69,8 @@ Outcome OutcomeOf(ResultCode code) {
 Executor::Executor(Store* store, MetricsSink* metrics, const ExecutorOptions& options)
     : store_(store), metrics_(metrics), options_(options) {}
 
-void Executor::Execute(Frontend frontend, absl::Span<const Command> batch, ResultSink& sink) const {
+size_t Executor::Execute(Frontend frontend, absl::Span<const Command> batch,
+                         ResultSink& sink) const {
   const uint64_t start_ns = metrics_ != nullptr ? MonotonicNanos() : 0;
   const ExecContext ctx{*store_, options_, store_->Now()};
 
@@ -93,7 +94,9 @@ void Executor::Execute(Frontend frontend, absl::Span<const Command> batch, Resul
   }
 
   BatchMetrics m;
-  for (size_t i = 0; i < batch.size(); ++i) {
+  size_t ran = 0;
+  while (ran < batch.size()) {
+    const size_t i = ran++;
     if (prefetch && i + kPrefetchAhead < batch.size() && hashes[i + kPrefetchAhead] != 0) {
       store_->Prefetch(hashes[i + kPrefetchAhead]);
     }
@@ -103,12 +106,14 @@ void Executor::Execute(Frontend frontend, absl::Span<const Command> batch, Resul
                                 ? spec.handler(ctx, c, hashes[i], sink)
                                 : ResultCode::kError;
     m.Add(c.id, OutcomeOf(code));
+    if (sink.stop_requested()) break;
   }
-  if (metrics_ == nullptr) return;
+  if (metrics_ == nullptr) return ran;
   m.frontend = frontend;
-  m.commands = static_cast<uint32_t>(batch.size());
+  m.commands = static_cast<uint32_t>(ran);
   m.latency_ns = MonotonicNanos() - start_ns;
   metrics_->RecordBatch(m);
+  return ran;
 }
 
 }  // namespace crabcache::core

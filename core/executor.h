@@ -42,7 +42,11 @@ class Executor {
   Executor(const Executor&) = delete;
   Executor& operator=(const Executor&) = delete;
 
-  void Execute(Frontend frontend, absl::Span<const Command> batch, ResultSink& sink) const;
+  // Runs `batch` in order and returns how many commands ran: batch.size(), unless the sink
+  // requested a stop (ResultSink::RequestStop), then the commands from the returned count on did
+  // not run (no effect, no result, not counted in metrics). At least one command runs when the
+  // batch is not empty.
+  size_t Execute(Frontend frontend, absl::Span<const Command> batch, ResultSink& sink) const;
 
   Store& store() const { return *store_; }
   const ExecutorOptions& options() const { return options_; }

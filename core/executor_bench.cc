@@ -1,10 +1,13 @@
 // Micro-benchmark of Executor::Execute on get/set batches, with a sink that appends replies to a
-// byte buffer the way a front end does. Run: build/release/core/core_executor_bench
+// byte buffer the way a front end does; and the worst-case cost of one s3fifo write.
+// Run: build/release/core/core_executor_bench
+#include <cstdio>
 #include <string>
 #include <vector>
 
 #include "benchmark/benchmark.h"
 #include "core/executor.h"
+#include "core/log_shard.h"
 
 namespace crabcache::core {
 namespace {
@@ -83,6 +86,48 @@ BENCHMARK(BM_ExecuteBatchEvicting)
     ->Threads(1)
     ->Threads(2)
     ->UseRealTime();
+
+// One s3fifo write in the worst case: a 16 MiB shard (1024 segments of 16 KiB) of 16-byte keys
+// with 10-byte values, every one read three times since its last drain, so each drain reinserts
+// everything until the valve (LogShard::kMaxFruitlessDrainsPerWrite) forces an eviction. Each
+// iteration re-heats the shard (untimed), then times the first new key that needs a segment.
+void BM_S3FifoWorstCaseWrite(benchmark::State& state) {
+  const KeyHasher hasher{1};
+  LogShard shard(
+      ShardOptions{.policy = EvictionPolicy::kS3Fifo, .budget_bytes = 16 << 20, .hasher = hasher});
+  auto key = [](uint64_t i) {
+    char b[17];
+    std::snprintf(b, sizeof(b), "k%015llu", static_cast<unsigned long long>(i));
+    return std::string(b, 16);
+  };
+  const std::string value = "0123456789";
+  auto set = [&](const std::string& k) {
+    return shard.Set(k, hasher(k), value, kNoExpiry, 0).ok();
+  };
+  auto read = [&](const std::string& k) {
+    shard.Get(k, hasher(k), 0, [](std::string_view v) { benchmark::DoNotOptimize(v.data()); });
+  };
+  constexpr uint64_t kFill = 600'000;  // More than the shard holds: it is full.
+  for (uint64_t i = 0; i < kFill; ++i) {
+    set(key(i));
+    read(key(i));
+  }
+  uint64_t next = kFill, drains = 0;
+  for (auto _ : state) {
+    state.PauseTiming();
+    for (uint64_t i = next - kFill; i < next; ++i) {
+      const std::string k = key(i);
+      for (int r = 0; r < 3; ++r) read(k);
+    }
+    const uint64_t before = shard.SegmentsDrained();
+    state.ResumeTiming();
+    while (shard.SegmentsDrained() == before) set(key(next++));
+    drains += shard.SegmentsDrained() - before;
+  }
+  state.counters["drains_per_write"] =
+      benchmark::Counter(static_cast<double>(drains) / static_cast<double>(state.iterations()));
+}
+BENCHMARK(BM_S3FifoWorstCaseWrite)->Iterations(5)->Unit(benchmark::kMillisecond);
 
 }  // namespace
 }  // namespace crabcache::core

@@ -142,6 +142,35 @@ TEST_F(ExecutorTest, WorksWithoutMetrics) {
   EXPECT_EQ(sink.results[0].code, ResultCode::kPong);
 }
 
+// Asks the executor to stop once it has received `stop_after` results.
+class StoppingSink : public RecordingSink {
+ public:
+  explicit StoppingSink(size_t stop_after) : stop_after_(stop_after) {}
+  void OnResult(const Result& r) override {
+    RecordingSink::OnResult(r);
+    if (results.size() >= stop_after_) RequestStop();
+  }
+
+ private:
+  const size_t stop_after_;
+};
+
+TEST_F(ExecutorTest, ASinkCanStopTheBatchAndTheRestDoesNotRun) {
+  const std::vector<Command> batch = {Command::Set("a", "1"), Command::Get("a"),
+                                      Command::Set("b", "2"), Command::Delete("a")};
+  StoppingSink sink(2);
+  EXPECT_EQ(executor_.Execute(Frontend::kFastPath, batch, sink), 2u);
+  EXPECT_THAT(Codes(sink.results), ElementsAre(ResultCode::kOk, ResultCode::kHit));
+  // The commands after the stop had no effect and were not counted.
+  ASSERT_EQ(metrics_.batches.size(), 1u);
+  EXPECT_EQ(metrics_.batches[0].commands, 2u);
+  EXPECT_THAT(Codes(Run({Command::Get("b"), Command::Get("a")})),
+              ElementsAre(ResultCode::kMiss, ResultCode::kHit));
+  // Without a stop request the whole batch runs.
+  RecordingSink all;
+  EXPECT_EQ(executor_.Execute(Frontend::kFastPath, batch, all), batch.size());
+}
+
 TEST(CommandTableTest, NamesAndIdsAgree) {
   for (const CommandSpec& spec : CommandTable()) {
     EXPECT_EQ(&LookupCommand(spec.id), &spec);

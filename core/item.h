@@ -14,7 +14,8 @@
 // Flags: bits 0-1 the S3-FIFO access counter, bit 2 "has expiry", bit 3 "external", bit 7 "dead"
 // (removed, waiting for its segment to be recycled). The expiry is an offset in milliseconds from
 // the shard's epoch, 48 bits (8,900 years); offsets beyond saturate to "practically never"
-// (Millis max), the same rule ExpiryAfter applies. Every multi-byte field is unaligned
+// (Millis max), as ExpiryAfter saturates, and lru keeps its absolute expiries to the same horizon
+// (LruShard::Horizon) so both layouts agree. Every multi-byte field is unaligned
 // little-endian and read with memcpy. Dead items keep their header so segments stay walkable.
 #ifndef CRABCACHE_CORE_ITEM_H_
 #define CRABCACHE_CORE_ITEM_H_

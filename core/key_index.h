@@ -11,7 +11,10 @@
 // back (no tombstones); Robin Hood ordering ends unsuccessful probes early.
 //
 // The 24 stored bits act as a tag: a probe compares the key (an item read) only when they match,
-// which happens for a different key with probability 2^-24 per slot visited.
+// which happens for a different key with probability 2^-24 per slot visited. They are also the
+// only input of the home slot, so a table has at most 2^24 distinct homes: past 2^24 slots
+// (10-13M keys in one shard) homes repeat, clusters lengthen and probes read more items. Nothing
+// enforces it: a deployment keeps each shard below it with enough shards (docs/architecture.md).
 //
 // Not thread-safe; the owning shard's lock guards it. Positions returned by Find are valid until
 // the next Insert, Erase or Grow.

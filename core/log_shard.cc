@@ -16,15 +16,6 @@ namespace {
 constexpr size_t kMinSegment = 256;
 constexpr size_t kMaxSegment = 16 * 1024;
 constexpr uint32_t kMaxSegmentId = (uint32_t{1} << 24) - 1;  // 24 + 16 bits = a 40-bit ref.
-// Drains in a row that may reinsert everything they meet (a small-queue drain that promotes all
-// its entries, a main drain whose entries were all used); after that many, the next drain only
-// evicts. Each drain that frees memory resets the count. This is a safety valve on the work of
-// one write, not part of the policy: every promotion clears an entry's counter and every
-// reinsertion decrements it, so the drains always end; the valve only caps the worst case at
-// 256 segments (4 MiB of copying at 16 KiB segments). It used to be 8, which evicted read keys
-// whenever a run of more than 8 segments held nothing but hot keys (the soak's hot set; see
-// S3FifoRegressionTest.HotSetSurvivesColdChurn).
-constexpr int kStalledDrainsBeforeForce = 256;
 constexpr int kMaxCompactionsPerWrite = 4;
 constexpr size_t kInitialGhost = 64;
 
@@ -268,6 +259,7 @@ LogShard::Queue LogShard::VictimQueue() const {
 }
 
 void LogShard::Drain(Queue q, bool force, Millis now) {
+  ++segments_drained_;
   const uint32_t sid = queues_[q].tail;
   Unlink(sid);  // Survivors are appended elsewhere, never back into it.
   segs_[sid].busy = true;
@@ -314,10 +306,16 @@ void LogShard::Drain(Queue q, bool force, Millis now) {
   FreeSegment(sid);
 }
 
+// The safety valve on one write's work (the file comment in log_shard.h says why 256): once a
+// write has made kMaxFruitlessDrainsPerWrite drains that freed nothing, every further drain of
+// that write evicts its whole segment without reinserting, and such a drain always frees at
+// least the segment. The count is per write, not per run of fruitless drains: reset after each
+// productive drain, a write that needs many segments could do this many fruitless drains for
+// each of them (a 1 MiB value: 64 x 257 drains).
 template <typename Needed>
 bool LogShard::MakeRoom(Needed needed, Millis now) {
   if (budget_ == 0) return true;
-  int stalled = 0;
+  int fruitless = 0;
   int compactions = 0;
   while (Used() + needed() > limit_) {
     if (!evicting_) {
@@ -327,8 +325,8 @@ bool LogShard::MakeRoom(Needed needed, Millis now) {
     const Queue q = VictimQueue();
     if (queues_[q].tail == 0) return false;
     const uint64_t before = Used();
-    Drain(q, stalled == kStalledDrainsBeforeForce, now);
-    stalled = Used() < before ? 0 : stalled + 1;
+    Drain(q, fruitless >= kMaxFruitlessDrainsPerWrite, now);
+    if (Used() >= before) ++fruitless;
   }
   return true;
 }

@@ -14,8 +14,18 @@
 // (copied, counter cleared) and the rest are evicted and their fingerprints remembered as ghosts;
 // in the main queue an entry with a non-zero counter is reinserted (copied to the head, counter
 // decremented) and the rest are evicted. A drained segment is freed. Expired entries met on the
-// way are reclaimed. Work per write is bounded: one segment drain usually; after eight drains in a
-// row that freed nothing (everything reinserted), the next one evicts without reinserting.
+// way are reclaimed.
+//
+// Work per write is bounded: usually one segment drain. A drain that reinserts everything frees
+// nothing ("fruitless"); once one write has made 256 of them (kMaxFruitlessDrainsPerWrite), each
+// further drain of that write evicts its whole segment without reinserting, which frees it. So a
+// write makes at most 256 drains that free nothing (4 MiB of copying at 16 KiB segments) plus
+// the drains that free what it needs (each frees a segment or an out-of-line block, so their
+// number grows with the size of the write, not of the shard). Without the valve a shard whose main
+// queue is all recently read (counter 3) is drained up to three times over before anything is
+// evicted. 256, not less: the valve overrides the policy, and at 8 a hot set spanning more than 8
+// segments in a row was evicted under cold churn (S3FifoRegressionTest.HotSetSurvivesColdChurn,
+// soak); a hot run of 256 segments is a 4 MiB hot set in one shard.
 //
 // Dead bytes (entries deleted, replaced or expired) stay in their segment until it is drained,
 // freed when its last entry dies, or compacted. With `noeviction` or no limit nothing is drained,
@@ -70,6 +80,15 @@ class LogShard final : public Shard {
   // The segment size used for a shard budget: 1/64 of it as a power of two, within [256, 16 KiB];
   // 16 KiB when unlimited.
   static size_t SegmentSizeFor(uint64_t budget_bytes);
+
+  // Drains that free nothing one write may make before its drains only evict (file comment).
+  static constexpr int kMaxFruitlessDrainsPerWrite = 256;
+
+  // Segments drained so far (s3fifo eviction work; tests and benchmarks).
+  uint64_t SegmentsDrained() const {
+    MutexLock lock(&mu_);
+    return segments_drained_;
+  }
 
  private:
   enum Queue : uint8_t { kSmall = 0, kMain = 1 };
@@ -183,6 +202,7 @@ class LogShard final : public Shard {
   uint32_t sweep_offset_ ABSL_GUARDED_BY(mu_) = 0;
   uint32_t sweep_gen_ ABSL_GUARDED_BY(mu_) = 0;
   ShardStats stats_ ABSL_GUARDED_BY(mu_);  // Counters; the byte fields are filled by Stats().
+  uint64_t segments_drained_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace crabcache::core

@@ -17,7 +17,7 @@ constexpr uint32_t kMaxNodes = std::numeric_limits<uint32_t>::max() - 1;
 }  // namespace
 
 LruShard::LruShard(const ShardOptions& options)
-    : budget_(options.budget_bytes), hasher_(options.hasher) {
+    : budget_(options.budget_bytes), hasher_(options.hasher), codec_{options.epoch} {
   MutexLock lock(&mu_);
   nodes_ = static_cast<Node*>(std::malloc(kInitialNodes * sizeof(Node)));
   if (nodes_ == nullptr) std::abort();  // Start-up OOM: nothing sensible to do.
@@ -175,7 +175,7 @@ absl::Status LruShard::Set(std::string_view key, uint64_t hash, std::string_view
     std::free(block);
     return absl::ResourceExhaustedError("OOM allocation failed");
   }
-  nodes_[id] = Node{block, 0, 0, expire_at};
+  nodes_[id] = Node{block, 0, 0, Horizon(expire_at)};
   PushFront(id);
   index_.Insert(hash, id);
   heap_bytes_ += charge;
@@ -201,7 +201,7 @@ absl::StatusOr<bool> LruShard::Expire(std::string_view key, uint64_t hash, Milli
     ++stats_.expirations;
     return true;
   }
-  nodes_[index_.RefAt(pos)].expire_at = expire_at;
+  nodes_[index_.RefAt(pos)].expire_at = Horizon(expire_at);
   return true;
 }
 

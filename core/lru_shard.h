@@ -58,6 +58,12 @@ class LruShard final : public Shard {
     Millis expire_at;  // kNoExpiry or an absolute instant.
   };
 
+  // The instant kept for `expire_at`: the same 48-bit horizon as the log layout (core/item.h), so
+  // an expiry that far beyond the epoch means "never" (Millis max) on both layouts alike.
+  Millis Horizon(Millis expire_at) const {
+    return expire_at == kNoExpiry ? kNoExpiry : codec_.Decode(codec_.Encode(expire_at));
+  }
+
   uint64_t Used() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return heap_bytes_ + index_.bytes() + nodes_bytes_;
   }
@@ -83,6 +89,7 @@ class LruShard final : public Shard {
   // Immutable after construction.
   const uint64_t budget_;
   const KeyHasher hasher_;
+  const item::ExpiryCodec codec_;
 
   mutable Mutex mu_;
   KeyIndex index_ ABSL_GUARDED_BY(mu_);

@@ -120,6 +120,29 @@ TEST_P(StoreTest, HugeTtlSaturatesInsteadOfOverflowing) {
   EXPECT_GT(Ttl("k"), int64_t{1} << 50);
 }
 
+// Expiries are kept as 48-bit millisecond offsets from the store's epoch (its clock when it was
+// built; core/item.h), about 8,900 years: one that far out or beyond means "never", and every
+// layout must say so alike. lru used to keep the exact instant: TTL reported 2^50 ms where the
+// log layout reported INT64_MAX, and the key expired on lru only.
+TEST_P(StoreTest, ExpiriesBeyondTheHorizonMeanNeverOnEveryLayout) {
+  const uint64_t horizon = (uint64_t{1} << 48) - 1;  // From the epoch, which is now.
+  ASSERT_TRUE(Set("inside", "v", ExpiryAfter(clock_.NowMs(), horizon - 1)).ok());
+  ASSERT_TRUE(Set("at", "v", ExpiryAfter(clock_.NowMs(), horizon)).ok());
+  ASSERT_TRUE(Set("beyond", "v", ExpiryAfter(clock_.NowMs(), uint64_t{1} << 50)).ok());
+  ASSERT_TRUE(Set("expired-later", "v").ok());
+  ASSERT_TRUE(Expire("expired-later", uint64_t{1} << 50));
+  constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
+  EXPECT_EQ(Ttl("inside"), static_cast<int64_t>(horizon - 1));
+  EXPECT_EQ(Ttl("at"), kNever);
+  EXPECT_EQ(Ttl("beyond"), kNever);
+  EXPECT_EQ(Ttl("expired-later"), kNever);
+  clock_.Advance(uint64_t{1} << 50);
+  EXPECT_EQ(Get("inside"), std::nullopt);
+  EXPECT_EQ(Get("beyond"), "v");
+  EXPECT_EQ(Get("expired-later"), "v");
+  EXPECT_EQ(Ttl("beyond"), kNever);
+}
+
 TEST_P(StoreTest, ExpiryAfterNeverReturnsTheNoExpirySentinel) {
   EXPECT_NE(ExpiryAfter(0, 0), kNoExpiry);
 }

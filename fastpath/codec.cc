@@ -45,6 +45,7 @@ constexpr size_t kOp = 1;
 constexpr size_t kLen = 4;
 constexpr size_t kU64 = 8;
 constexpr size_t kFlag = 1;
+static_assert(kReplyHeaderBytes == kOp + kLen);
 
 ParseResult NeedMore(size_t needed) {
   ParseResult r;
@@ -330,17 +331,6 @@ void EncodeResult(const core::Result& r, Buffer* out) {
       return;
     }
   }
-}
-
-void ReplyEncoder::OnResult(const core::Result& r) {
-  if (overflowed_) return;
-  // An upper bound of the encoded size: the payload, a header, and a status name for errors.
-  const size_t bound = r.value.size() + kOp + kU64 + (r.code == core::ResultCode::kError ? 32 : 0);
-  if (out_->size() + bound > limit_) {
-    overflowed_ = true;
-    return;
-  }
-  EncodeResult(r, out_);
 }
 
 // ---- Reply parser ----

@@ -154,29 +154,35 @@ void EncodeInt(Buffer* out, int64_t value);
 //   kStats -> STATS, kError -> ERROR "<CANONICAL_CODE>: <message>".
 void EncodeResult(const core::Result& result, Buffer* out);
 
+// The header of a VALUE, ERROR or STATS reply: type byte and u32 length. The longest reply to a
+// GET is max_value_bytes + kReplyHeaderBytes.
+inline constexpr size_t kReplyHeaderBytes = 5;
+
 // A core::ResultSink that encodes each result straight into an output buffer, so a GET hit is
 // copied exactly once (under the shard lock, into the output).
 //
-// Output limit: once the buffer would exceed `limit` bytes, further results are dropped and
-// overflowed() turns true; the caller then closes the connection (a slow consumer). This bounds
-// the memory one batch can take to `limit` plus nothing.
+// Backpressure: once the buffer holds `stop_at` bytes or more after a result, the encoder asks
+// the executor to stop the batch there (core::ResultSink::RequestStop); the caller keeps the
+// frames that did not run for later. So a batch adds at most one reply past `stop_at`, however
+// many frames it was given. Every result the executor delivers is encoded.
 //
 // Thread-safety: none; one batch at a time. `out` is not owned and must outlive the sink's use.
 class ReplyEncoder final : public core::ResultSink {
  public:
   ReplyEncoder() = default;
-  void Reset(Buffer* out, size_t limit) {
+  void Reset(Buffer* out, size_t stop_at) {
     out_ = out;
-    limit_ = limit;
-    overflowed_ = false;
+    stop_at_ = stop_at;
+    ClearStop();
   }
-  void OnResult(const core::Result& result) override;
-  bool overflowed() const { return overflowed_; }
+  void OnResult(const core::Result& result) override {
+    EncodeResult(result, out_);
+    if (out_->size() >= stop_at_) RequestStop();
+  }
 
  private:
   Buffer* out_ = nullptr;
-  size_t limit_ = SIZE_MAX;
-  bool overflowed_ = false;
+  size_t stop_at_ = SIZE_MAX;
 };
 
 // ---- Reply parser (client side). ----

@@ -407,17 +407,25 @@ TEST(CodecTest, EveryResultCodeMapsToItsReply) {
             Op(0x13) + U32(msg.size()) + msg);
 }
 
-TEST(CodecTest, ReplyEncoderDropsEverythingPastItsLimit) {
+TEST(CodecTest, ReplyEncoderAsksToStopOnceItsOutputReachesTheMark) {
   Buffer out;
+  out.Append("earlier replies");
   ReplyEncoder enc;
   enc.Reset(&out, 100);
   enc.OnResult(core::Result{core::ResultCode::kHit, std::string(50, 'a')});
-  EXPECT_FALSE(enc.overflowed());
-  const size_t size = out.size();
+  EXPECT_FALSE(enc.stop_requested());
+  // The reply that crosses the mark is encoded whole; then the encoder asks for a stop.
   enc.OnResult(core::Result{core::ResultCode::kHit, std::string(50, 'b')});
-  EXPECT_TRUE(enc.overflowed());
+  EXPECT_TRUE(enc.stop_requested());
+  EXPECT_EQ(out.size(), 15 + 2 * (kReplyHeaderBytes + 50));
+  enc.Reset(&out, SIZE_MAX);
+  EXPECT_FALSE(enc.stop_requested());
   enc.OnResult(core::Result{core::ResultCode::kOk});
-  EXPECT_EQ(out.size(), size);
+  EXPECT_FALSE(enc.stop_requested());
+  // A mark already passed stops after the first result.
+  enc.Reset(&out, 0);
+  enc.OnResult(core::Result{core::ResultCode::kPong});
+  EXPECT_TRUE(enc.stop_requested());
 }
 
 TEST(CodecTest, ReplyParserReadsEveryReplySplitAnywhere) {

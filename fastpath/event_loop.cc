@@ -6,11 +6,13 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cassert>
 #include <cstring>
 #include <string>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "absl/types/span.h"
 
 namespace crabcache::fastpath::internal {
 namespace {
@@ -29,7 +31,8 @@ constexpr std::string_view kAuthRevoked =
     "UNAUTHENTICATED: the token of this connection was revoked; reconnect with a valid token";
 static_assert(kMaxTokenBytes >= auth::kMaxTokenBytes, "the parser must admit every valid token");
 
-// Reads and drops what the peer sent and we never read (at most kDrainOnCloseBytes).
+}  // namespace
+
 void DrainSocket(int fd) {
   char sink[16 << 10];
   size_t drained = 0;
@@ -40,17 +43,23 @@ void DrainSocket(int fd) {
   }
 }
 
-}  // namespace
+size_t PauseMark(const LoopConfig& config) {
+  const size_t largest_reply = config.limits.max_value_bytes + kReplyHeaderBytes;
+  const size_t below_hard =
+      config.output_hard_limit > largest_reply ? config.output_hard_limit - largest_reply : 1;
+  return std::max<size_t>(1, std::min(config.output_soft_limit, below_hard));
+}
 
 EventLoop::EventLoop(const LoopConfig& config)
     : config_(config),
+      pause_at_(PauseMark(config)),
       tick_ms_(config.idle_timeout_ms == 0
                    ? 1000
                    : std::clamp<core::Millis>(config.idle_timeout_ms / 4, 5, 1000)) {}
 
 EventLoop::~EventLoop() {
   for (Connection* c : conns_) {
-    if (c->fd >= 0) CloseFd(c->fd);
+    if (c->fd >= 0) CloseFd(c->fd, c->refused);
     delete c;
   }
   // A connection the kernel may still refer to (only if an engine could not wait for its
@@ -60,7 +69,7 @@ EventLoop::~EventLoop() {
   }
   {
     core::MutexLock lock(&mu_);
-    for (int fd : pending_fds_) CloseFd(fd);
+    for (const Handoff& h : pending_fds_) CloseFd(h.fd, h.refused);
     pending_fds_.clear();
   }
   if (wake_fd_ >= 0) close(wake_fd_);
@@ -70,6 +79,7 @@ absl::Status EventLoop::Init() {
   wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (wake_fd_ < 0) return absl::InternalError(absl::StrCat("eventfd: ", strerror(errno)));
   batch_.reserve(config_.max_batch_commands);
+  batch_ends_.reserve(config_.max_batch_commands);
   return absl::OkStatus();
 }
 
@@ -85,10 +95,10 @@ void EventLoop::Join() {
   if (thread_.joinable()) thread_.join();
 }
 
-void EventLoop::Adopt(int fd) {
+void EventLoop::Adopt(int fd, bool refused) {
   {
     core::MutexLock lock(&mu_);
-    pending_fds_.push_back(fd);
+    pending_fds_.push_back(Handoff{fd, refused});
   }
   const uint64_t one = 1;
   (void)!write(wake_fd_, &one, sizeof(one));
@@ -133,7 +143,7 @@ int EventLoop::WaitMs() const {
 }
 
 void EventLoop::TakeHandoff() {
-  std::vector<int> fds;
+  std::vector<Handoff> fds;
   bool shutdown;
   absl::Time deadline;
   {
@@ -142,11 +152,11 @@ void EventLoop::TakeHandoff() {
     shutdown = shutdown_requested_;
     deadline = requested_deadline_;
   }
-  for (int fd : fds) {
+  for (const Handoff& h : fds) {
     if (shutdown || shutting_down_) {
-      CloseFd(fd);
+      CloseFd(h.fd, h.refused);
     } else {
-      AddConnection(fd);
+      AddConnection(h.fd, h.refused);
     }
   }
   if (shutdown && !shutting_down_) {
@@ -170,15 +180,20 @@ void EventLoop::CloseAll() {
   Reap();
 }
 
-void EventLoop::AddConnection(int fd) {
+void EventLoop::AddConnection(int fd, bool refused) {
   Connection* c = NewConnection(fd);
   if (c == nullptr) {
-    CloseFd(fd);
+    CloseFd(fd, refused);
     return;
   }
   c->accepted_at = now_;
   c->index = conns_.size();
   conns_.push_back(c);
+  if (refused) {
+    c->refused = true;
+    Reject(c, config_.refusal_message);
+    EndTurn(c);
+  }
 }
 
 void EventLoop::StartShutdown() {
@@ -235,6 +250,7 @@ void EventLoop::DropInput(Connection* c) {
 }
 
 size_t EventLoop::Process(Connection* c, std::string_view data) {
+  assert(batch_.empty());  // Views of another connection's input must never run here.
   const bool auth_on = config_.tokens != nullptr;
   if (auth_on && c->authenticated && !config_.tokens->StillValid(&c->grant)) {
     Add(counters_.auth_failures[static_cast<size_t>(AuthFailure::kRevoked)], 1);
@@ -258,7 +274,7 @@ size_t EventLoop::Process(Connection* c, std::string_view data) {
     if (r.status == ParseResult::Status::kFrame) {
       if (r.request.op == Opcode::kAuth) {
         // Replies stay in request order: run what precedes the AUTH first.
-        if (!RunBatch(c)) return kClosed;
+        if (RunBatch(c, &pos) == BatchRun::kClosed) return kClosed;
         if (c->paused) break;
         pos += r.consumed;
         if (!auth_on) {
@@ -271,7 +287,10 @@ size_t EventLoop::Process(Connection* c, std::string_view data) {
       }
       batch_.push_back(r.request.command);
       pos += r.consumed;
-      if (batch_.size() >= config_.max_batch_commands && !RunBatch(c)) return kClosed;
+      batch_ends_.push_back(pos);
+      if (batch_.size() >= config_.max_batch_commands && RunBatch(c, &pos) == BatchRun::kClosed) {
+        return kClosed;
+      }
       continue;
     }
     if (r.status == ParseResult::Status::kNeedMore) {
@@ -283,15 +302,20 @@ size_t EventLoop::Process(Connection* c, std::string_view data) {
     break;
   }
   // The batch views `data`: run it before the caller moves or drops the input.
-  if (!RunBatch(c)) return kClosed;
-  if (malformed) {
-    Add(counters_.protocol_errors[static_cast<size_t>(bad.error)], 1);
-    Reject(c, ParseErrorMessage(bad, config_.limits));
-    return pos;
-  }
-  if (!reject.empty()) {
-    Reject(c, reject);
-    return pos;
+  const BatchRun run = RunBatch(c, &pos);
+  if (run == BatchRun::kClosed) return kClosed;
+  // Paused part-way through the batch: the frames from `pos` on, and whatever error follows
+  // them, are looked at again once the output drains.
+  if (run == BatchRun::kRanAll) {
+    if (malformed) {
+      Add(counters_.protocol_errors[static_cast<size_t>(bad.error)], 1);
+      Reject(c, ParseErrorMessage(bad, config_.limits));
+      return pos;
+    }
+    if (!reject.empty()) {
+      Reject(c, reject);
+      return pos;
+    }
   }
   if (pos == data.size()) {
     c->frame_started = 0;
@@ -326,36 +350,44 @@ void EventLoop::Reject(Connection* c, std::string_view message) {
   c->linger_deadline = now_ + config_.linger_ms;
 }
 
-bool EventLoop::RunBatch(Connection* c) {
-  if (batch_.empty()) return true;
-  Buffer* out = Out(c);
-  // Replies the kernel already holds count towards the hard limit too.
-  const size_t elsewhere = Unsent(c) - out->size();
-  encoder_.Reset(out, config_.output_hard_limit - std::min(elsewhere, config_.output_hard_limit));
-  config_.executor->Execute(core::Frontend::kFastPath, batch_, encoder_);
-  batch_.clear();
-  if (encoder_.overflowed()) {
-    Add(counters_.slow_consumer_disconnects, 1);
-    Close(c, /*graceful=*/false);
-    return false;
-  }
-  if (Unsent(c) >= config_.output_soft_limit) {
-    if (!Flush(c)) return false;
-    if (Unsent(c) >= config_.output_soft_limit) {
-      c->paused = true;
-      c->stalled_since = now_;
+EventLoop::BatchRun EventLoop::RunBatch(Connection* c, size_t* pos) {
+  BatchRun run = BatchRun::kRanAll;
+  size_t done = 0;  // Commands of batch_ that ran.
+  while (done < batch_.size()) {
+    Buffer* out = Out(c);
+    // Replies the kernel already holds count too: stop once the unsent total reaches the mark.
+    const size_t elsewhere = Unsent(c) - out->size();
+    encoder_.Reset(out, pause_at_ > elsewhere ? pause_at_ - elsewhere : 0);
+    done += config_.executor->Execute(core::Frontend::kFastPath,
+                                      absl::MakeConstSpan(batch_).subspan(done), encoder_);
+    if (Unsent(c) < pause_at_) continue;
+    if (!Flush(c)) {
+      run = BatchRun::kClosed;
+      break;
     }
+    if (Unsent(c) < pause_at_) continue;  // The socket took enough: run the rest now.
+    c->paused = true;
+    c->stalled_since = now_;
+    if (done < batch_.size()) {
+      // The frames from here on wait, unexecuted, until the output drains.
+      *pos = batch_ends_[done - 1];
+      run = BatchRun::kStopped;
+    }
+    break;
   }
-  return true;
+  // Always emptied: the commands view this connection's input, which the caller moves or frees.
+  batch_.clear();
+  batch_ends_.clear();
+  return run;
 }
 
 void EventLoop::EndTurn(Connection* c) {
-  // Flush, and resume a paused connection as soon as its output is down to half the soft limit
+  // Flush, and resume a paused connection as soon as its output is down to half the pause mark
   // (whichever send got it there), so a paused connection always waits for its output to drain
   // with output pending, never for nothing.
   for (;;) {
     if (!Flush(c)) return;
-    if (c->state != ConnState::kOpen || !c->paused || Unsent(c) > config_.output_soft_limit / 2) {
+    if (c->state != ConnState::kOpen || !c->paused || Unsent(c) > pause_at_ / 2) {
       break;
     }
     c->paused = false;
@@ -435,7 +467,7 @@ void EventLoop::Close(Connection* c, bool graceful) {
   // Drop unread input so close() sends FIN, not RST (which could discard replies in flight).
   if (graceful) DrainSocket(c->fd);
   CloseIo(c);
-  CloseFd(c->fd);
+  CloseFd(c->fd, c->refused);
   c->fd = -1;
   Connection* last = conns_.back();
   conns_[c->index] = last;
@@ -447,9 +479,10 @@ void EventLoop::Close(Connection* c, bool graceful) {
   graveyard_.push_back(c);
 }
 
-void EventLoop::CloseFd(int fd) {
+void EventLoop::CloseFd(int fd, bool refused) {
   close(fd);
-  config_.open_connections->fetch_sub(1, std::memory_order_relaxed);
+  (refused ? config_.lingering_refusals : config_.open_connections)
+      ->fetch_sub(1, std::memory_order_relaxed);
 }
 
 void EventLoop::Reap() {

@@ -15,6 +15,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <string_view>
 #include <thread>
 #include <vector>
@@ -35,6 +36,8 @@ struct LoopConfig {
   const core::Executor* executor = nullptr;
   const core::Clock* clock = nullptr;
   Limits limits;
+  // REQUIRES: 0 < output_soft_limit <= output_hard_limit and
+  // output_hard_limit > limits.max_value_bytes + kReplyHeaderBytes (Server::Start checks them).
   size_t output_soft_limit = 0;
   size_t output_hard_limit = 0;
   core::Millis idle_timeout_ms = 0;  // 0: off.
@@ -45,6 +48,11 @@ struct LoopConfig {
   int max_auth_failures = 3;
   // Shared with the acceptor, which increments it; loops decrement it when they close.
   std::atomic<int64_t>* open_connections = nullptr;
+  // Refused connections (over max_connections) a loop lingers on: the acceptor increments it,
+  // loops decrement it when they close one. They are not open connections.
+  std::atomic<int64_t>* lingering_refusals = nullptr;
+  // The ERROR message a refused connection gets.
+  std::string refusal_message;
 };
 
 // Counters with a single writer (the loop thread): relaxed load + store, no locked instruction;
@@ -58,6 +66,15 @@ struct LoopCounters {
   std::array<std::atomic<uint64_t>, kNumAuthFailures> auth_failures{};
   std::atomic<uint64_t> buffer_bytes{0};  // Gauge: capacity of every buffer the loop holds.
 };
+
+// Backpressure's pause mark: the unsent output at which a connection's batch stops and the
+// connection pauses. It is the soft limit, lowered when needed so that one more reply (at most
+// max_value_bytes + kReplyHeaderBytes) can never take the unsent output past the hard limit.
+size_t PauseMark(const LoopConfig& config);
+
+// Reads and drops what the peer sent and we never read (at most 1 MiB, never blocking on a
+// non-blocking socket), so that close() sends FIN rather than RST.
+void DrainSocket(int fd);
 
 // Single-writer counter update: no locked instruction on the hot path.
 inline void Add(std::atomic<uint64_t>& counter, uint64_t n) {
@@ -80,6 +97,7 @@ struct Connection {
   bool paused = false;       // Backpressure: no reading or executing until output drains.
   bool peer_closed = false;  // End of stream read: answer what is buffered, then close.
   bool write_shut = false;   // shutdown(SHUT_WR) done (lingering).
+  bool refused = false;      // Over max_connections: lingers to deliver its ERROR, not counted.
   size_t index = 0;          // Position in EventLoop::conns_.
   size_t need_hint = 0;      // Size of the partial frame held in `in`, as far as known.
   // Held only while non-empty (a partial frame or frames paused by backpressure; replies not yet
@@ -117,7 +135,11 @@ class EventLoop {
   void Join();
 
   // Takes ownership of a connected, non-blocking socket; the loop serves it from its next turn.
-  void Adopt(int fd);
+  // A `refused` socket (over max_connections, counted in lingering_refusals, not in
+  // open_connections) is only answered config.refusal_message and closed the way a malformed
+  // frame's connection is: the ERROR is flushed, the write side shut, and input discarded until
+  // the client closes or the linger time ends, so the client reads the ERROR rather than a reset.
+  void Adopt(int fd, bool refused = false);
   // Stops reading requests, flushes the replies already computed, closes every connection once
   // flushed or at `deadline`, and ends the thread. Idempotent.
   void BeginShutdown(absl::Time deadline);
@@ -165,6 +187,12 @@ class EventLoop {
 
   // Fresh input of `c` (bytes not in c->in; REQUIRES: c->state == kOpen): runs its complete
   // frames (none while paused) and keeps the rest in c->in. Returns false if `c` was closed.
+  //
+  // Backpressure: a batch stops at the frame whose reply takes the unsent output to the pause
+  // mark (PauseMark); if a flush cannot bring it back under the mark the connection pauses, and
+  // the frames that did not run stay in c->in until EndTurn sees the output drained to half the
+  // mark. So a connection's unsent output stays below the hard limit whatever the client sends,
+  // and a client that reads promptly is never cut off however much it asks for.
   bool OnInput(Connection* c, std::string_view fresh);
   // Runs the complete frames buffered in c->in. Returns false if `c` was closed.
   bool ProcessOwnInput(Connection* c);
@@ -173,12 +201,14 @@ class EventLoop {
   void EndTurn(Connection* c);
   void Close(Connection* c, bool graceful);
   void Account(Connection* c);
-  void CloseFd(int fd);
+  // Closes `fd` and takes it off the count it was on (open connections or lingering refusals).
+  void CloseFd(int fd, bool refused);
   // Frees closed connections the kernel no longer references.
   void Reap();
 
   // Immutable after construction.
   const LoopConfig config_;
+  const size_t pause_at_;  // PauseMark(config_).
   const core::Millis tick_ms_;
 
   // Owned by the loop thread (the wake fd is created by Init before the thread starts).
@@ -193,27 +223,41 @@ class EventLoop {
  private:
   static constexpr size_t kClosed = static_cast<size_t>(-1);
 
-  void AddConnection(int fd);
+  void AddConnection(int fd, bool refused);
   void StartShutdown();
+  enum class BatchRun : uint8_t {
+    kRanAll,   // Every frame of the batch ran (or it was empty).
+    kStopped,  // The connection paused part-way: *pos moved back to the first frame not run.
+    kClosed,   // The connection was closed.
+  };
+
   // Parses the complete frames at the front of `data`, runs them in batches and encodes the
   // replies. Returns the bytes used, or kClosed. When `c` leaves kOpen (a rejected frame), the
   // caller drops the rest of its input.
   size_t Process(Connection* c, std::string_view data);
   bool Authenticate(Connection* c, std::string_view token);
   void Reject(Connection* c, std::string_view message);
-  bool RunBatch(Connection* c);
+  // Runs batch_ (the frames ending at batch_ends_ in the input being processed) and empties it.
+  // Whenever the executor stops at the pause mark it flushes; if the socket took enough, the
+  // rest of the batch runs at once (no frame is parsed twice), else `c` pauses.
+  BatchRun RunBatch(Connection* c, size_t* pos);
   void Sweep();
   void DropInput(Connection* c);
 
   std::thread thread_;
   std::vector<core::Command> batch_;
+  std::vector<size_t> batch_ends_;  // Where each frame of batch_ ends in the input processed.
   ReplyEncoder encoder_;
   core::Millis next_sweep_ = 0;
   absl::Time shutdown_deadline_ = absl::InfiniteFuture();
   uint64_t loop_accounted_ = 0;  // LoopBytes() included in counters_.buffer_bytes.
 
   core::Mutex mu_;
-  std::vector<int> pending_fds_ ABSL_GUARDED_BY(mu_);
+  struct Handoff {
+    int fd;
+    bool refused;
+  };
+  std::vector<Handoff> pending_fds_ ABSL_GUARDED_BY(mu_);
   bool shutdown_requested_ ABSL_GUARDED_BY(mu_) = false;
   absl::Time requested_deadline_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
 };

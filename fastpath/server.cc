@@ -36,12 +36,19 @@ namespace internal {
 // from any thread.
 class Acceptor {
  public:
+  // Refused connections the loops linger on at most; beyond this a refusal is answered and
+  // closed at once (a reset is then possible if the client had written), so a flood of refused
+  // connections cannot hold more than this many descriptors.
+  static constexpr int64_t kMaxLingeringRefusals = 128;
+
   Acceptor(int listen_fd, size_t max_connections, std::vector<EventLoop*> loops,
-           std::atomic<int64_t>* open)
+           std::atomic<int64_t>* open, std::atomic<int64_t>* lingering, std::string refusal)
       : listen_fd_(listen_fd),
         max_connections_(max_connections),
         loops_(std::move(loops)),
-        open_(open) {}
+        open_(open),
+        lingering_(lingering),
+        refusal_(std::move(refusal)) {}
   ~Acceptor() {
     Stop();
     if (stop_fd_ >= 0) close(stop_fd_);
@@ -141,7 +148,7 @@ class Acceptor {
             return true;
         }
       }
-      // Only this thread increments the count, so check-then-add cannot overshoot.
+      // Only this thread increments the counts, so check-then-add cannot overshoot.
       if (open_->load(std::memory_order_relaxed) >= static_cast<int64_t>(max_connections_)) {
         Refuse(fd);
         continue;
@@ -150,25 +157,38 @@ class Acceptor {
       accepted_.fetch_add(1, std::memory_order_relaxed);
       const int one = 1;
       setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-      loops_[next_loop_]->Adopt(fd);
-      next_loop_ = (next_loop_ + 1) % loops_.size();
+      HandOver(fd, /*refused=*/false);
     }
   }
 
-  // Best effort: tell the client why, then close.
+  // Tells the client why. A loop delivers the ERROR and closes without a reset (EventLoop::Adopt);
+  // past kMaxLingeringRefusals this thread answers and closes at once, never blocking.
   void Refuse(int fd) {
     rejected_.fetch_add(1, std::memory_order_relaxed);
+    if (lingering_->load(std::memory_order_relaxed) < kMaxLingeringRefusals) {
+      lingering_->fetch_add(1, std::memory_order_relaxed);
+      HandOver(fd, /*refused=*/true);
+      return;
+    }
     Buffer reply;
-    EncodeError(&reply, absl::StrCat("RESOURCE_EXHAUSTED: max_connections (", max_connections_,
-                                     ") reached"));
+    EncodeError(&reply, refusal_);
     (void)!send(fd, reply.data(), reply.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    shutdown(fd, SHUT_WR);
+    DrainSocket(fd);  // What already arrived; later bytes may still draw a reset.
     close(fd);
+  }
+
+  void HandOver(int fd, bool refused) {
+    loops_[next_loop_]->Adopt(fd, refused);
+    next_loop_ = (next_loop_ + 1) % loops_.size();
   }
 
   int listen_fd_;
   const size_t max_connections_;
   const std::vector<EventLoop*> loops_;
   std::atomic<int64_t>* const open_;
+  std::atomic<int64_t>* const lingering_;
+  const std::string refusal_;
   int epoll_fd_ = -1;
   int stop_fd_ = -1;
   std::thread thread_;
@@ -232,6 +252,12 @@ absl::Status Validate(const ServerOptions& o) {
   if (o.output_soft_limit == 0 || o.output_soft_limit > o.output_hard_limit) {
     return absl::InvalidArgumentError(
         "output limits must satisfy 0 < output_soft_limit <= output_hard_limit");
+  }
+  if (o.output_hard_limit <= o.limits.max_value_bytes + kReplyHeaderBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "output_hard_limit (", o.output_hard_limit, ") must exceed max_value_bytes (",
+        o.limits.max_value_bytes, ") + ", kReplyHeaderBytes,
+        " (the reply to a GET of the largest value), or such a reply could never be sent"));
   }
   if (o.idle_timeout < absl::ZeroDuration()) {
     return absl::InvalidArgumentError("idle_timeout must not be negative");
@@ -324,7 +350,10 @@ absl::StatusOr<std::pair<int, int>> Listen(const std::string& address, int port,
 }  // namespace
 
 Server::Server(const ServerOptions& options, int port)
-    : options_(options), port_(port), open_connections_(new std::atomic<int64_t>(0)) {}
+    : options_(options),
+      port_(port),
+      open_connections_(new std::atomic<int64_t>(0)),
+      lingering_refusals_(new std::atomic<int64_t>(0)) {}
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options,
                                                       const core::Executor* executor) {
@@ -363,6 +392,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   config.read_budget_bytes = options.read_budget_bytes;
   config.max_batch_commands = options.max_batch_commands;
   config.open_connections = server->open_connections_.get();
+  config.lingering_refusals = server->lingering_refusals_.get();
+  config.refusal_message =
+      absl::StrCat("RESOURCE_EXHAUSTED: max_connections (", options.max_connections, ") reached");
   config.tokens = options.tokens;
   config.max_auth_failures = options.max_auth_failures;
 
@@ -391,8 +423,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   }
   std::vector<internal::EventLoop*> loops;
   for (auto& loop : server->loops_) loops.push_back(loop.get());
-  server->acceptor_ = std::make_unique<internal::Acceptor>(listen_fd, options.max_connections,
-                                                           loops, server->open_connections_.get());
+  server->acceptor_ = std::make_unique<internal::Acceptor>(
+      listen_fd, options.max_connections, loops, server->open_connections_.get(),
+      server->lingering_refusals_.get(), config.refusal_message);
   if (absl::Status s = server->acceptor_->Init(); !s.ok()) return s;
   for (auto& loop : server->loops_) loop->Start();
   server->acceptor_->Start();

@@ -2,8 +2,11 @@
 //
 // How a connection is served (docs/protocol.md has the client's view):
 //   - One acceptor thread owns the listening socket and deals accepted sockets round-robin to
-//     the loops (non-blocking, TCP_NODELAY). Beyond max_connections a socket is accepted, sent
-//     one ERROR frame and closed, and counted as rejected.
+//     the loops (non-blocking, TCP_NODELAY). Beyond max_connections a socket is accepted,
+//     counted as rejected (not as open), and handed to a loop that sends it one ERROR frame and
+//     closes it as it closes a malformed frame's connection (see below), so the client reads the
+//     ERROR rather than a reset even if it wrote first (at most 128 such refusals linger at a
+//     time; beyond that the acceptor answers and closes at once).
 //   - For every read a loop parses every complete frame, runs them as one batch through
 //     core::Executor::Execute(kFastPath, ...) (at most max_batch_commands per call), encodes every
 //     reply into the output buffer and sends it in one piece. Partial frames stay buffered.
@@ -16,14 +19,19 @@
 //     connection is closed (after a short linger that discards further input, so the client
 //     reads the ERROR rather than a reset). A well-formed frame that fails (limits in the
 //     executor, out of memory, AUTH while auth is off) gets ERROR and the connection stays open.
-//   - Backpressure: once unsent replies reach output_soft_limit the loop stops reading and
-//     executing that connection's frames until they drain to half of it. A batch whose replies
-//     would take the unsent output past output_hard_limit closes the connection (counted as a
-//     slow-consumer disconnect), so one connection never holds more than the hard limit. A
-//     connection paused by backpressure whose output makes no progress for idle_timeout is
-//     closed the same way.
+//   - Backpressure: once a connection's unsent replies reach output_soft_limit, its batch stops
+//     at that frame (the executor runs no further command of it), and the loop stops reading
+//     and executing that connection's frames until the replies drain to half the limit; the
+//     frames already read wait, unexecuted, in its input buffer. The mark is lowered below the
+//     soft limit when needed so that one more reply (max_value_bytes + 5 at most) cannot pass
+//     output_hard_limit: whatever a client pipelines, its connection holds less than the hard
+//     limit of replies, and a client that reads promptly is never cut off. A connection paused
+//     by backpressure whose output makes no progress for idle_timeout (a client that stopped
+//     reading) is closed and counted as a slow-consumer disconnect.
 //   - idle_timeout: a connection holding a partial frame that has not completed within
-//     idle_timeout of its first byte is closed (slowloris); 0 turns both timeouts off.
+//     idle_timeout of its first byte is closed (slowloris); so is a paused connection whose
+//     output made no progress for that long, and (with tokens) one that has not authenticated
+//     within it. 0 turns every one of these timeouts off.
 //   - Authentication (options.tokens set): the first frame of a connection must be AUTH with a
 //     configured token (reply OK). A first byte other than AUTH's opcode gets one ERROR and the
 //     connection is closed at once, before anything else is buffered, so an unauthenticated
@@ -90,10 +98,11 @@ struct ServerOptions {
   Limits limits;
   // Open connections beyond this are refused.
   size_t max_connections = 10000;
-  // Backpressure, per connection: see the file comment. REQUIRES soft <= hard.
+  // Backpressure, per connection: see the file comment. REQUIRES 0 < soft <= hard and
+  // hard > limits.max_value_bytes + kReplyHeaderBytes (else Start fails with kInvalidArgument).
   size_t output_soft_limit = 8 << 20;
   size_t output_hard_limit = 64 << 20;
-  // Partial-frame and stalled-output timeout; zero turns it off.
+  // Partial-frame, stalled-output and authentication timeout; zero turns it off.
   absl::Duration idle_timeout = absl::Seconds(60);
   // epoll: bytes read from one connection per readable event before the loop serves the others.
   // (io_uring receives in provided-buffer-sized pieces the kernel interleaves across
@@ -192,6 +201,7 @@ class Server {
   std::vector<std::unique_ptr<internal::EventLoop>> loops_;
   std::unique_ptr<internal::Acceptor> acceptor_;
   std::unique_ptr<std::atomic<int64_t>> open_connections_;
+  std::unique_ptr<std::atomic<int64_t>> lingering_refusals_;
 
   core::Mutex mu_;
   bool stopped_accepting_ ABSL_GUARDED_BY(mu_) = false;

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/memory_limit.h"
 #include "core/string_view.h"
+#include "fastpath/codec.h"
 #include "server/byte_size.h"
 #include "server/cpus.h"
 
@@ -41,11 +42,15 @@ ABSL_FLAG(int, max_batch_commands, 10000,
           "gRPC: a BatchRequest with more commands fails its stream with INVALID_ARGUMENT.");
 ABSL_FLAG(int, max_connections, 10000, "Fast path connections; extra ones are refused.");
 ABSL_FLAG(ByteSize, output_soft_limit, ByteSize{8 << 20},
-          "Fast path: stop reading from a connection whose unsent replies exceed this.");
+          "Fast path: once a connection's unsent replies reach this, stop running its requests "
+          "and reading from it until they drain to half of it.");
 ABSL_FLAG(ByteSize, output_hard_limit, ByteSize{64 << 20},
-          "Fast path: close a connection whose unsent replies exceed this.");
+          "Fast path: unsent replies one connection may never pass (the server pauses it early "
+          "enough); must exceed --max_value_bytes + 5.");
 ABSL_FLAG(absl::Duration, idle_timeout, absl::Seconds(60),
-          "Fast path: close a connection stalled mid-frame this long (0: never).");
+          "Fast path: close a connection stalled this long mid-frame, paused with unsent "
+          "replies the client does not read, or (with --auth_token_file) not yet "
+          "authenticated (0: never).");
 ABSL_FLAG(std::string, io_engine, "epoll",
           "Fast path I/O: epoll, io_uring (start-up fails if the kernel or a seccomp profile "
           "forbids it), or auto (io_uring when a start-up probe passes, else epoll). epoll is "
@@ -162,6 +167,12 @@ absl::Status Validate(const Config& c) {
   if (c.max_connections == 0) return FlagError("max_connections", "must be positive");
   if (c.output_soft_limit == 0 || c.output_soft_limit > c.output_hard_limit) {
     return FlagError("output_soft_limit", "must be positive and at most --output_hard_limit");
+  }
+  if (c.output_hard_limit <= c.max_value_bytes + fastpath::kReplyHeaderBytes) {
+    return FlagError("output_hard_limit",
+                     absl::StrCat("must exceed --max_value_bytes + ", fastpath::kReplyHeaderBytes,
+                                  " (", c.max_value_bytes + fastpath::kReplyHeaderBytes,
+                                  "), the reply to a GET of the largest value"));
   }
   if (c.idle_timeout < absl::ZeroDuration()) return FlagError("idle_timeout", "is negative");
   if (c.grpc_max_message_bytes <= 0) {

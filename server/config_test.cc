@@ -69,6 +69,9 @@ TEST(ValidateTest, Limits) {
   Config c;
   EXPECT_TRUE(Validate(c).ok());
   c.max_value_bytes = kMaxValueBytesCeiling;
+  c.output_hard_limit = kMaxValueBytesCeiling + 5;  // Must exceed the largest GET reply.
+  EXPECT_NE(Validate(c).message().find("--output_hard_limit"), std::string::npos);
+  c.output_hard_limit = kMaxValueBytesCeiling + 6;
   EXPECT_TRUE(Validate(c).ok());
   c.max_value_bytes = kMaxValueBytesCeiling + 1;
   EXPECT_FALSE(Validate(c).ok());

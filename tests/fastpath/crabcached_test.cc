@@ -205,6 +205,14 @@ TEST_P(CrabcachedTest, DelExpireTtlSemantics) {
 
 TEST_P(CrabcachedTest, OneMiBValues) { testing::OneMiBValues(port()); }
 
+TEST_P(CrabcachedTest, HundredPipelinedGetsOfOneMiBValuesWithTheDefaultLimits) {
+  const std::string slow = "crabcache_slow_consumer_disconnects_total{frontend=\"fastpath\"}";
+  const double before = server_->Metric(slow);
+  ASSERT_GE(before, 0);
+  testing::HundredPipelinedGetsOfOneMiBValues(port());
+  EXPECT_EQ(server_->Metric(slow), before);
+}
+
 TEST_P(CrabcachedTest, KeysWithNulBytes) { testing::KeysWithNulBytes(port()); }
 
 TEST_P(CrabcachedTest, MalformedFramesCloseOnlyThatConnection) {
@@ -338,6 +346,12 @@ TEST(CrabcachedIoEngineTest, IoUringAskedForUnderSeccompFailsToStart) {
   EXPECT_THAT(server.Log(),
               HasSubstr("io_engine io_uring is unavailable: io_uring_setup: Operation not "
                         "permitted"));
+}
+
+TEST(CrabcachedFlagsTest, AHardLimitBelowTheLargestReplyIsAFlagError) {
+  Crabcached server({"--max_value_bytes=100Mi"});  // Above the default 64Mi hard limit.
+  EXPECT_EQ(server.early_exit(), 2) << server.Log();
+  EXPECT_THAT(server.Log(), HasSubstr("--output_hard_limit: must exceed --max_value_bytes + 5"));
 }
 
 TEST(CrabcachedIoEngineTest, UnknownEngineIsAFlagError) {

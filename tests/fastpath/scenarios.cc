@@ -244,6 +244,28 @@ void OneMiBValues(int port) {
   ReadAndCheck(*c, wants);
 }
 
+void HundredPipelinedGetsOfOneMiBValues(int port) {
+  std::unique_ptr<Client> c = ConnectTo(port);
+  ASSERT_NE(c, nullptr);
+  std::mt19937 rng(100);
+  std::vector<std::string> values;
+  for (int i = 0; i < 4; ++i) {
+    values.push_back(RandomBytes(rng, 1 << 20));
+    ASSERT_TRUE(c->Put("hundred-" + std::to_string(i), values.back()).ok());
+  }
+  // 100 frames, about 1.4 KB: one write, so the server reads them together, and they ask for
+  // 100 MiB of replies, more than the default output_hard_limit (64 MiB).
+  for (int i = 0; i < 100; ++i) c->QueueGet("hundred-" + std::to_string(i % 4));
+  ASSERT_TRUE(c->Flush().ok());
+  for (int i = 0; i < 100; ++i) {
+    absl::StatusOr<Reply> r = c->ReadReplyView();
+    ASSERT_TRUE(r.ok()) << "reply " << i << ": " << r.status();
+    ASSERT_EQ(ReplyTypeName(r->type), ReplyTypeName(ReplyType::kValue)) << "reply " << i;
+    ASSERT_TRUE(r->bytes == values[i % 4]) << "reply " << i << " differs";
+  }
+  EXPECT_TRUE(c->Ping().ok());
+}
+
 void KeysWithNulBytes(int port) {
   std::unique_ptr<Client> c = ConnectTo(port);
   ASSERT_NE(c, nullptr);

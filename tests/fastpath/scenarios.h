@@ -50,6 +50,9 @@ void EveryFrameOneByteAtATime(int port, const WaitConsumed& wait_consumed);
 void DelExpireTtlSemantics(int port);
 void ZeroTtlExpiresAtOnce(int port);
 void OneMiBValues(int port);
+// Pipelines 100 GETs of 1 MiB values in one write, then reads every reply: a client that reads
+// promptly gets them all, with the default output limits (it asks for more than the hard limit).
+void HundredPipelinedGetsOfOneMiBValues(int port);
 void KeysWithNulBytes(int port);
 // Each malformed input gets the earlier replies, one ERROR mentioning `reason_text`, and a close;
 // a second connection keeps working throughout.

@@ -16,12 +16,15 @@
 #include <string>
 #include <thread>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "core/clock.h"
 #include "core/executor.h"
+#include "core/metrics.h"
+#include "core/mutex.h"
 #include "core/store.h"
 #include "fastpath/client.h"
 #include "gmock/gmock.h"
@@ -47,13 +50,32 @@ bool WaitFor(const std::function<bool()>& done) {
   return done();
 }
 
+// Counts the executor's batches (loop threads record them).
+class BatchCounter : public core::MetricsSink {
+ public:
+  void RecordBatch(const core::BatchMetrics& b) override {
+    core::MutexLock lock(&mu_);
+    ++batches_;
+    commands_ += b.commands;
+  }
+  std::pair<uint64_t, uint64_t> BatchesAndCommands() {
+    core::MutexLock lock(&mu_);
+    return {batches_, commands_};
+  }
+
+ private:
+  core::Mutex mu_;
+  uint64_t batches_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t commands_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
 // A real store and executor, and a server on the I/O engine under test.
 class FastPathFixture : public ::testing::Test {
  protected:
   FastPathFixture()
       : store_(core::StoreOptions{.num_shards = 8, .clock = &clock_}),
         executor_(
-            &store_, nullptr,
+            &store_, &batches_,
             core::ExecutorOptions{.max_key_bytes = kExecutorMaxKey, .max_value_bytes = 1 << 20}) {}
 
   // Call from SetUp: skips the test when `engine` cannot run in this process.
@@ -90,6 +112,7 @@ class FastPathFixture : public ::testing::Test {
   IoEngine engine_ = IoEngine::kEpoll;
   core::FakeClock clock_;
   core::Store store_;
+  BatchCounter batches_;
   core::Executor executor_;
   std::unique_ptr<Server> server_;
 };
@@ -176,6 +199,7 @@ TEST_P(FastPathServerTest, LargeValuesGrowBuffersOnDemandAndShrinkBack) {
                      .port = 0,
                      .threads = 1,
                      .limits = {.max_value_bytes = kMaxConfigurableBytes},
+                     .output_hard_limit = kMaxConfigurableBytes + (1 << 20),
                      .io_engine = engine_},
                     &executor);
   ASSERT_TRUE(server.ok()) << server.status();
@@ -325,9 +349,10 @@ bool WriteWithoutReading(int fd, const std::string& frames, size_t max_bytes) {
 }
 
 TEST_P(FastPathServerTest, AClientThatNeverReadsIsPausedThenCutOff) {
-  // A batch of 4 GETs of a 32 KiB value stays under the hard limit: the connection is paused at
-  // the soft limit, its buffers stay bounded, and it is closed once stalled for idle_timeout.
-  StartServer({.output_soft_limit = 64 << 10,
+  // The connection is paused at the soft limit, its buffers stay bounded, and it is closed once
+  // stalled for idle_timeout.
+  StartServer({.limits = {.max_value_bytes = 64 << 10},
+               .output_soft_limit = 64 << 10,
                .output_hard_limit = 256 << 10,
                .idle_timeout = absl::Seconds(5),
                .max_batch_commands = 4});
@@ -341,11 +366,11 @@ TEST_P(FastPathServerTest, AClientThatNeverReadsIsPausedThenCutOff) {
   for (int i = 0; i < 1000; ++i) EncodeGet(&gets, "slow");
   EXPECT_FALSE(WriteWithoutReading(c->fd(), std::string(gets.view()), 512 << 20));
   const ServerStats paused = server_->Stats();
-  // Bounded: the loop's own blocks, the soft limit, one batch of replies, and the input read
-  // before the pause took effect (epoll: a read budget; io_uring: at most the receive ring,
-  // 1 MiB), doubled by buffer growth.
+  // Bounded: the loop's own blocks, the hard limit, and the input read before the pause took
+  // effect (epoll: a read budget; io_uring: at most the receive ring, 1 MiB), doubled by buffer
+  // growth.
   const uint64_t read_ahead = engine_ == IoEngine::kIoUring ? 2 << 20 : 512 << 10;
-  EXPECT_LT(paused.buffer_bytes, idle + (1 << 20) + (64 << 10) + 4 * (33 << 10) + read_ahead);
+  EXPECT_LT(paused.buffer_bytes, idle + (1 << 20) + 2 * (256 << 10) + read_ahead);
   EXPECT_EQ(paused.slow_consumer_disconnects, 0u);
   EXPECT_TRUE(WaitFor([&] {
     clock_.Advance(100);
@@ -355,22 +380,137 @@ TEST_P(FastPathServerTest, AClientThatNeverReadsIsPausedThenCutOff) {
   EXPECT_TRUE(setup->Ping().ok());
 }
 
-TEST_P(FastPathServerTest, ABatchPastTheHardLimitClosesTheConnection) {
-  StartServer({.output_soft_limit = 64 << 10, .output_hard_limit = 256 << 10});
+// Waits until the server has sent nothing more for 300 ms (a paused connection's output stays
+// stuck in socket buffers the client does not read).
+void WaitUntilOutputStalls(Server& server) {
+  uint64_t last = server.Stats().bytes_out;
+  absl::Time since = absl::Now();
+  const absl::Time deadline = since + absl::Seconds(20);
+  while (absl::Now() < deadline && absl::Now() - since < absl::Milliseconds(300)) {
+    absl::SleepFor(absl::Milliseconds(10));
+    const uint64_t now = server.Stats().bytes_out;
+    if (now != last) {
+      last = now;
+      since = absl::Now();
+    }
+  }
+}
+
+// Regression: the hard limit used to be checked against a whole batch's replies before any was
+// sent, so a client that pipelined more than the hard limit's worth of GETs in one write was
+// closed as a slow consumer although it read promptly.
+TEST_P(FastPathServerTest, AReadingClientPipeliningHundredGetsOfOneMiBIsNeverCutOff) {
+  StartServer();  // Default limits: 8 MiB soft, 64 MiB hard, 1 MiB values.
+  const auto [batches_before, commands_before] = batches_.BatchesAndCommands();
+  testing::HundredPipelinedGetsOfOneMiBValues(port());
+  EXPECT_EQ(server_->Stats().slow_consumer_disconnects, 0u);
+  // Every command ran once (4 PUTs, 100 GETs, a PING), the GETs in batches that each stopped
+  // at the soft limit: at most 9 replies of 1 MiB (8 under 8 MiB, and the one that crossed it).
+  const auto [batches_after, commands_after] = batches_.BatchesAndCommands();
+  EXPECT_EQ(commands_after - commands_before, 105u);
+  EXPECT_GE(batches_after - batches_before, 4u + (100u + 8u) / 9u + 1u);
+}
+
+TEST_P(FastPathServerTest, AHardLimitJustAboveTheLargestValueStillServesEveryGet) {
+  // The pause mark drops to hard - (max_value + 5): one more reply can never pass the hard
+  // limit, so even a hard limit one value wide serves a pipeline of large GETs.
+  const size_t kValue = 256 << 10;
+  StartServer({.limits = {.max_value_bytes = kValue},
+               .output_soft_limit = kValue + 64,
+               .output_hard_limit = kValue + 64});
+  std::unique_ptr<Client> c = ConnectTo(port());
+  ASSERT_NE(c, nullptr);
+  const std::string value(kValue, 'w');
+  ASSERT_TRUE(c->Put("wide", value).ok());
+  for (int i = 0; i < 50; ++i) c->QueueGet("wide");
+  ASSERT_TRUE(c->Flush().ok());
+  for (int i = 0; i < 50; ++i) {
+    absl::StatusOr<Reply> r = c->ReadReplyView();
+    ASSERT_TRUE(r.ok()) << i << ": " << r.status();
+    ASSERT_EQ(r->type, ReplyType::kValue);
+    ASSERT_TRUE(r->bytes == value);
+  }
+  EXPECT_TRUE(c->Ping().ok());
+  EXPECT_EQ(server_->Stats().slow_consumer_disconnects, 0u);
+}
+
+TEST_P(FastPathServerTest, AClientThatStopsReadingHoldsUnderTheHardLimitAndLosesNothing) {
+  // 2000 GETs of a 32 KiB value ask for 64 MiB of replies; the hard limit is 256 KiB. With the
+  // idle timeout out of play (the fake clock stands still) nothing is closed: the connection
+  // waits, paused, holding less than the hard limit, and delivers everything once read.
+  StartServer({.limits = {.max_value_bytes = 64 << 10},
+               .output_soft_limit = 64 << 10,
+               .output_hard_limit = 256 << 10});
   std::unique_ptr<Client> setup = ConnectTo(port());
   ASSERT_NE(setup, nullptr);
-  ASSERT_TRUE(setup->Put("slow", std::string(32 << 10, 's')).ok());
+  const std::string value(32 << 10, 's');
+  ASSERT_TRUE(setup->Put("slow", value).ok());
   std::unique_ptr<Client> c = ConnectTo(port());
   ASSERT_NE(c, nullptr);
   const uint64_t idle = server_->Stats().buffer_bytes;
-  Buffer gets;
-  for (int i = 0; i < 1000; ++i) EncodeGet(&gets, "slow");
-  WriteWithoutReading(c->fd(), std::string(gets.view()), 64 << 20);
-  EXPECT_TRUE(WaitFor([&] { return server_->Stats().slow_consumer_disconnects == 1; }));
+  constexpr int kGets = 2000;
+  for (int i = 0; i < kGets; ++i) c->QueueGet("slow");
+  c->QueuePing();
+  // 18 KB of frames: the socket takes them without the client reading anything.
+  ASSERT_TRUE(c->Flush().ok());
+  WaitUntilOutputStalls(*server_);
+  const ServerStats stalled = server_->Stats();
+  EXPECT_EQ(stalled.slow_consumer_disconnects, 0u);
+  EXPECT_EQ(stalled.connections_open, 2);
+  // The loop's own blocks (io_uring: its 1 MiB receive ring and spare blocks), the unsent
+  // replies (under the hard limit, doubled by buffer growth) and the frames waiting to run.
+  EXPECT_LT(stalled.buffer_bytes, idle + (1 << 20) + 2 * (256 << 10) + (64 << 10))
+      << stalled.buffer_bytes - idle;
+  for (int i = 0; i < kGets; ++i) {
+    absl::StatusOr<Reply> r = c->ReadReplyView();
+    ASSERT_TRUE(r.ok()) << i << ": " << r.status();
+    ASSERT_EQ(r->type, ReplyType::kValue);
+    ASSERT_TRUE(r->bytes == value) << i;
+  }
+  absl::StatusOr<OwnedReply> pong = c->ReadReply();
+  ASSERT_TRUE(pong.ok()) << pong.status();
+  EXPECT_EQ(pong->type, ReplyType::kPong);
+  EXPECT_EQ(server_->Stats().slow_consumer_disconnects, 0u);
+}
+
+TEST_P(FastPathServerTest, AClientThatNeverReadsLargeRepliesIsCutOffWhenStalled) {
+  StartServer({.idle_timeout = absl::Seconds(5)});  // Default output limits, 1 MiB values.
+  std::unique_ptr<Client> setup = ConnectTo(port());
+  ASSERT_NE(setup, nullptr);
+  ASSERT_TRUE(setup->Put("big", std::string(1 << 20, 'b')).ok());
+  std::unique_ptr<Client> c = ConnectTo(port());
+  ASSERT_NE(c, nullptr);
+  const uint64_t idle = server_->Stats().buffer_bytes;
+  for (int i = 0; i < 100; ++i) c->QueueGet("big");
+  ASSERT_TRUE(c->Flush().ok());
+  WaitUntilOutputStalls(*server_);
+  // Under the 64 MiB hard limit: the soft limit's 8 MiB plus one reply, doubled by growth.
+  EXPECT_LT(server_->Stats().buffer_bytes, idle + (1 << 20) + 2 * (9 << 20));
+  EXPECT_EQ(server_->Stats().slow_consumer_disconnects, 0u);
+  EXPECT_TRUE(WaitFor([&] {
+    clock_.Advance(100);
+    return server_->Stats().slow_consumer_disconnects == 1;
+  }));
   EXPECT_TRUE(WaitFor([&] { return server_->Stats().connections_open == 1; }));
-  // What is left: the loop's own blocks, and at most 1 MiB of them kept for reuse.
-  EXPECT_LT(server_->Stats().buffer_bytes, idle + (1u << 20) + 1);
   EXPECT_TRUE(setup->Ping().ok());
+}
+
+TEST_P(FastPathServerTest, PipelinedSmallRequestsInOneWriteRunAsOneBatch) {
+  StartServer();
+  std::unique_ptr<Client> c = ConnectTo(port());
+  ASSERT_NE(c, nullptr);
+  ASSERT_TRUE(c->Put("k", "v").ok());
+  const auto [batches_before, commands_before] = batches_.BatchesAndCommands();
+  for (int i = 0; i < 200; ++i) c->QueueGet("k");  // 1.2 KB: one read, one receive buffer.
+  ASSERT_TRUE(c->Flush().ok());
+  for (int i = 0; i < 200; ++i) {
+    absl::StatusOr<Reply> r = c->ReadReplyView();
+    ASSERT_TRUE(r.ok()) << r.status();
+    ASSERT_EQ(r->bytes, "v");
+  }
+  const auto [batches_after, commands_after] = batches_.BatchesAndCommands();
+  EXPECT_EQ(batches_after - batches_before, 1u);
+  EXPECT_EQ(commands_after - commands_before, 200u);
 }
 
 class BackpressureTest : public FastPathFixture,
@@ -438,6 +578,50 @@ TEST_P(FastPathServerTest, MaxConnectionsRefusesExtraConnectionsCleanly) {
   std::unique_ptr<Client> again = ConnectTo(port());
   ASSERT_NE(again, nullptr);
   EXPECT_TRUE(again->Ping().ok());
+}
+
+// How the server ended the connection on `fd`, once it has: "eof" (FIN), "reset" or an error.
+std::string HowItEnded(int fd) {
+  pollfd p{fd, POLLIN, 0};
+  if (poll(&p, 1, 10000) != 1) return "still open after 10 s";
+  char byte;
+  const ssize_t n = recv(fd, &byte, 1, MSG_DONTWAIT);
+  if (n == 0) return "eof";
+  if (n < 0 && errno == ECONNRESET) return "reset";
+  return n > 0 ? "unexpected bytes" : std::string(strerror(errno));
+}
+
+// Regression: a refused connection was closed with the client's bytes unread, so the kernel
+// answered with a reset instead of a FIN. A reset discards whatever the server had not yet
+// delivered (on a real network, an ERROR frame still in flight or being retransmitted), so a
+// client that wrote before reading (any client that pipelines) could see "connection reset"
+// instead of the reason. Now the refusal lingers like a malformed frame's close: ERROR,
+// half-close, input discarded until the client closes.
+TEST_P(FastPathServerTest, ARefusedClientThatWroteFirstGetsTheErrorAndACleanClose) {
+  StartServer({.max_connections = 1});
+  std::unique_ptr<Client> first = ConnectTo(port());
+  ASSERT_NE(first, nullptr);
+  ASSERT_TRUE(first->Ping().ok());
+  for (uint64_t i = 1; i <= 5; ++i) {
+    std::unique_ptr<Client> extra = ConnectTo(port());
+    ASSERT_NE(extra, nullptr);
+    extra->QueuePing();
+    ASSERT_TRUE(extra->Flush().ok());
+    // Read only once the server has refused it (and so had every chance to see the PING).
+    ASSERT_TRUE(WaitFor([&] { return server_->Stats().connections_rejected >= i; }));
+    absl::StatusOr<OwnedReply> r = extra->ReadReply();
+    ASSERT_TRUE(r.ok()) << "refusal " << i << ": " << r.status();
+    EXPECT_EQ(r->type, ReplyType::kError);
+    EXPECT_THAT(r->bytes, HasSubstr("RESOURCE_EXHAUSTED: max_connections (1)"));
+    // More bytes after the refusal are discarded too, and do not turn the close into a reset.
+    extra->QueuePing();
+    ASSERT_TRUE(extra->Flush().ok());
+    EXPECT_EQ(HowItEnded(extra->fd()), "eof") << "refusal " << i;
+  }
+  // Lingering refusals are not open connections: they never count against max_connections.
+  EXPECT_EQ(server_->Stats().connections_open, 1);
+  EXPECT_EQ(server_->Stats().connections_accepted, 1u);
+  EXPECT_TRUE(first->Ping().ok());
 }
 
 TEST_P(FastPathServerTest, StopAcceptingKeepsServingExistingConnections) {
@@ -540,6 +724,25 @@ TEST_P(FastPathServerTest, RejectsBadOptions) {
   core::Executor& e = executor_;
   EXPECT_TRUE(absl::IsInvalidArgument(
       Server::Start({.port = 0, .output_soft_limit = 10, .output_hard_limit = 5}, &e).status()));
+  // The reply to a GET of the largest value must fit under the hard limit.
+  const absl::Status narrow = Server::Start({.port = 0,
+                                             .limits = {.max_value_bytes = 1 << 20},
+                                             .output_soft_limit = 1 << 20,
+                                             .output_hard_limit = (1 << 20) + kReplyHeaderBytes},
+                                            &e)
+                                  .status();
+  EXPECT_TRUE(absl::IsInvalidArgument(narrow)) << narrow;
+  EXPECT_THAT(narrow.message(), HasSubstr("output_hard_limit (1048581) must exceed "
+                                          "max_value_bytes (1048576) + 5"));
+  EXPECT_TRUE(Server::Start({.address = "127.0.0.1",
+                             .port = 0,
+                             .threads = 1,
+                             .limits = {.max_value_bytes = 1 << 20},
+                             .output_soft_limit = 1 << 20,
+                             .output_hard_limit = (1 << 20) + kReplyHeaderBytes + 1,
+                             .io_engine = engine_},
+                            &e)
+                  .ok());
   EXPECT_TRUE(absl::IsInvalidArgument(
       Server::Start({.port = 0, .limits = {.max_value_bytes = (512 << 20) + 1}}, &e).status()));
   EXPECT_TRUE(absl::IsInvalidArgument(Server::Start({.port = 70000}, &e).status()));

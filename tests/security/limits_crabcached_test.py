@@ -197,8 +197,8 @@ def check_slow_consumer(server):
                                              frontend="fastpath") >= 1,
                        what="the slow consumer to be cut off")
     growth = rss_bytes(server.proc.pid) - rss_before
-    # The GETs sent asked for far more reply bytes than the hard limit; the server held at most
-    # the hard limit for this connection.
+    # The GETs sent asked for far more reply bytes than the hard limit; the server held less
+    # than the hard limit of replies for this connection.
     assert growth < (32 << 20), f"RSS grew by {growth} bytes for one slow consumer"
     sock.close()
 
@@ -291,11 +291,12 @@ def main():
         check_fast_path_sizes(server)
         check_grpc_limits(server, pb2, pb2_grpc)
         check_concurrent_streams(server, pb2)
-    # Slow consumer on its own server: the 1 s idle timeout of A would also end a paused
-    # connection (counted the same way), which would make the check ambiguous.
-    server = secutil.Crabcached(args.server, work, ["--max_value_bytes=1Mi",
+    # Slow consumer on its own server (A's values are too small for it): the connection is
+    # paused under the hard limit, then cut off once its output has not moved for --idle_timeout.
+    server = secutil.Crabcached(args.server, work, ["--max_value_bytes=64Ki",
                                                     "--output_soft_limit=64Ki",
-                                                    "--output_hard_limit=256Ki"], name="slow")
+                                                    "--output_hard_limit=256Ki",
+                                                    "--idle_timeout=2s"], name="slow")
     try:
         check_slow_consumer(server)
     finally:
