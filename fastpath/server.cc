@@ -1,7 +1,6 @@
 #include "fastpath/server.h"
 
 #include <errno.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sched.h>
@@ -18,6 +17,7 @@
 #include "core/log.h"
 #include "fastpath/epoll_loop.h"
 #include "fastpath/event_loop.h"
+#include "fastpath/listen.h"
 #include "fastpath/uring_loop.h"
 
 namespace crabcache::fastpath {
@@ -301,52 +301,6 @@ int CpusAvailable() {
   return std::max(1u, std::thread::hardware_concurrency());
 }
 
-// Binds and listens; returns the socket and its port.
-absl::StatusOr<std::pair<int, int>> Listen(const std::string& address, int port, int backlog) {
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-  addrinfo* found = nullptr;
-  const std::string service = std::to_string(port);
-  if (const int rc =
-          getaddrinfo(address.empty() ? nullptr : address.c_str(), service.c_str(), &hints, &found);
-      rc != 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("cannot resolve address '", address, "': ", gai_strerror(rc)));
-  }
-  std::string last_error = "no address";
-  int fd = -1;
-  for (addrinfo* ai = found; ai != nullptr; ai = ai->ai_next) {
-    fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-      last_error = strerror(errno);
-      continue;
-    }
-    const int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, backlog) == 0) break;
-    last_error = strerror(errno);
-    close(fd);
-    fd = -1;
-  }
-  freeaddrinfo(found);
-  if (fd < 0) {
-    return absl::UnavailableError(
-        absl::StrCat("fast path cannot listen on ", address, ":", port, ": ", last_error));
-  }
-  sockaddr_storage bound{};
-  socklen_t len = sizeof(bound);
-  if (getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &len) != 0) {
-    close(fd);
-    return absl::InternalError(absl::StrCat("getsockname: ", strerror(errno)));
-  }
-  const int bound_port = bound.ss_family == AF_INET6
-                             ? ntohs(reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port)
-                             : ntohs(reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
-  return std::make_pair(fd, bound_port);
-}
-
 }  // namespace
 
 Server::Server(const ServerOptions& options, int port)
@@ -374,9 +328,12 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
       fallback = std::string(probe.message());
     }
   }
-  absl::StatusOr<std::pair<int, int>> listening =
-      Listen(options.address, options.port, options.listen_backlog);
-  if (!listening.ok()) return listening.status();
+  absl::StatusOr<net::ListeningSocket> listening =
+      net::ListenTcp(options.address, options.port, options.listen_backlog);
+  if (!listening.ok()) {
+    return absl::Status(listening.status().code(),
+                        absl::StrCat("fast path: ", listening.status().message()));
+  }
   const auto [listen_fd, port] = *listening;
 
   std::unique_ptr<Server> server(new Server(options, port));

@@ -1,6 +1,5 @@
 #include "service/grpc_listener.h"
 
-#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -15,6 +14,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/log.h"
+#include "fastpath/listen.h"
 
 namespace crabcache::service {
 namespace {
@@ -26,75 +26,6 @@ constexpr int kBackoffMs = 100;
 
 std::string Errno(const char* what) { return absl::StrCat(what, ": ", std::strerror(errno)); }
 
-// A listening TCP socket bound to `address` (nullptr: the wildcard of `family`) and `port`, or
-// -1 with errno set.
-int BindOne(const sockaddr* address, socklen_t length, int family, bool dual_stack) {
-  const int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -1;
-  const int one = 1;
-  const int zero = 0;
-  if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
-      (dual_stack && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero)) != 0) ||
-      bind(fd, address, length) != 0 || listen(fd, SOMAXCONN) != 0) {
-    const int saved = errno;
-    close(fd);
-    errno = saved;
-    return -1;
-  }
-  return fd;
-}
-
-// Binds like gRPC's own listener: a wildcard address ("0.0.0.0" or "::") gets the IPv6 wildcard
-// with IPv4 mapped in, else the IPv4 wildcard; anything else its first resolved address.
-absl::StatusOr<int> Bind(const std::string& host, int port) {
-  if (host == "0.0.0.0" || host == "::") {
-    sockaddr_in6 any6{};
-    any6.sin6_family = AF_INET6;
-    any6.sin6_addr = in6addr_any;
-    any6.sin6_port = htons(static_cast<uint16_t>(port));
-    int fd = BindOne(reinterpret_cast<const sockaddr*>(&any6), sizeof(any6), AF_INET6, true);
-    if (fd >= 0) return fd;
-    if (errno != EAFNOSUPPORT && errno != EADDRNOTAVAIL) {
-      return absl::UnavailableError(Errno("bind [::]"));
-    }
-    sockaddr_in any4{};
-    any4.sin_family = AF_INET;
-    any4.sin_addr.s_addr = htonl(INADDR_ANY);
-    any4.sin_port = htons(static_cast<uint16_t>(port));
-    fd = BindOne(reinterpret_cast<const sockaddr*>(&any4), sizeof(any4), AF_INET, false);
-    if (fd >= 0) return fd;
-    return absl::UnavailableError(Errno("bind 0.0.0.0"));
-  }
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-  addrinfo* found = nullptr;
-  const std::string service = absl::StrCat(port);
-  if (const int rc = getaddrinfo(host.c_str(), service.c_str(), &hints, &found); rc != 0) {
-    return absl::UnavailableError(absl::StrCat("cannot resolve ", host, ": ", gai_strerror(rc)));
-  }
-  int fd = -1;
-  std::string error = "no address";
-  for (addrinfo* a = found; a != nullptr && fd < 0; a = a->ai_next) {
-    fd = BindOne(a->ai_addr, a->ai_addrlen, a->ai_family, false);
-    if (fd < 0) error = Errno("bind");
-  }
-  freeaddrinfo(found);
-  if (fd < 0) return absl::UnavailableError(absl::StrCat(host, ":", port, ": ", error));
-  return fd;
-}
-
-int BoundPort(int fd) {
-  sockaddr_storage address{};
-  socklen_t length = sizeof(address);
-  if (getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) return 0;
-  if (address.ss_family == AF_INET6) {
-    return ntohs(reinterpret_cast<const sockaddr_in6*>(&address)->sin6_port);
-  }
-  return ntohs(reinterpret_cast<const sockaddr_in*>(&address)->sin_port);
-}
-
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<GrpcListener>> GrpcListener::Listen(
@@ -105,15 +36,20 @@ absl::StatusOr<std::unique_ptr<GrpcListener>> GrpcListener::Listen(
   if (options.max_connections == 0) {
     return absl::InvalidArgumentError("max_connections must be positive");
   }
-  absl::StatusOr<int> fd = Bind(options.address, options.port);
-  if (!fd.ok()) return fd.status();
+  absl::StatusOr<net::ListeningSocket> listening =
+      net::ListenTcp(options.address, options.port, SOMAXCONN);
+  if (!listening.ok()) {
+    return absl::Status(listening.status().code(),
+                        absl::StrCat("grpc: ", listening.status().message()));
+  }
   const int wake = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (wake < 0) {
     const std::string error = Errno("eventfd");
-    close(*fd);
+    close(listening->fd);
     return absl::InternalError(error);
   }
-  return std::unique_ptr<GrpcListener>(new GrpcListener(options, *fd, wake, BoundPort(*fd)));
+  return std::unique_ptr<GrpcListener>(
+      new GrpcListener(options, listening->fd, wake, listening->port));
 }
 
 GrpcListener::GrpcListener(const GrpcListenerOptions& options, int listen_fd, int wake_fd, int port)
