@@ -260,12 +260,11 @@ void Daemon::RegisterFrontendMetrics() {
   auto stat = [fast](auto field) {
     return [fast, field] { return static_cast<double>(fast->Stats().*field); };
   };
-  metrics_->AddGauge("crabcache_connections_open", "Client connections open now.", fp,
+  metrics_->AddGauge(kConnectionsOpen, kConnectionsOpenHelp, fp,
                      stat(&fastpath::ServerStats::connections_open));
-  metrics_->AddCounter("crabcache_connections_accepted_total", "Client connections accepted.", fp,
+  metrics_->AddCounter(kConnectionsAccepted, kConnectionsAcceptedHelp, fp,
                        stat(&fastpath::ServerStats::connections_accepted));
-  metrics_->AddCounter("crabcache_connections_rejected_total",
-                       "Client connections refused because of --max_connections.", fp,
+  metrics_->AddCounter(kConnectionsRejected, kConnectionsRejectedHelp, fp,
                        stat(&fastpath::ServerStats::connections_rejected));
   metrics_->AddCounter(kBytesReceived, kBytesReceivedHelp, fp,
                        stat(&fastpath::ServerStats::bytes_in));
@@ -278,8 +277,8 @@ void Daemon::RegisterFrontendMetrics() {
         [fast, i] { return static_cast<double>(fast->Stats().protocol_errors[i]); });
   }
   metrics_->AddCounter("crabcache_slow_consumer_disconnects_total",
-                       "Connections closed because their unsent replies passed "
-                       "--output_hard_limit or stayed paused for --idle_timeout.",
+                       "Connections closed because they stayed paused (unsent replies at "
+                       "--output_soft_limit, not read by the client) for --idle_timeout.",
                        fp, stat(&fastpath::ServerStats::slow_consumer_disconnects));
   metrics_->AddCounter("crabcache_idle_timeout_closes_total",
                        "Connections closed for holding a partial frame longer than --idle_timeout.",
