@@ -15,7 +15,8 @@
 using crabcache::server::ByteSize;
 
 ABSL_FLAG(std::string, address, "0.0.0.0",
-          "Bind address of the fast path and gRPC listeners (\"::\" for IPv6).");
+          "Bind address of the fast path and gRPC listeners; the wildcards 0.0.0.0 and :: both "
+          "listen on IPv4 and IPv6.");
 ABSL_FLAG(int, port, 8000, "Fast path TCP port (0 picks a free port).");
 ABSL_FLAG(int, grpc_port, 50051, "gRPC port (0 picks a free port).");
 ABSL_FLAG(int, health_port, 0,

@@ -33,7 +33,7 @@ SCRIPTS = ["bench/compare.py", "bench/metrics_overhead.py", "tests/soak/run_soak
 _PROTOC = ("protoc",)
 FOREIGN_FLAGS = {
     "--set": ("helm",), "--install": ("helm",), "--create-namespace": ("helm",),
-    "--strict": ("helm",),
+    "--strict": ("helm",), "--reuse-values": ("helm",), "--logs": ("helm",),
     "--from-file": ("kubectl",), "--dry-run": ("kubectl",), "--image": ("kubectl",),
     "--build-arg": ("docker",), "--short": ("git",), "--tool": ("valgrind",),
     "--proto_path": _PROTOC, "--plugin": _PROTOC, "--python_out": _PROTOC,
@@ -42,7 +42,9 @@ FOREIGN_FLAGS = {
     "--grpc-java_out": _PROTOC,
     # Google Benchmark binaries are named *_bench.
     "--benchmark_min_time": ("_bench",), "--benchmark_repetitions": ("_bench",),
-    "--benchmark_report_aggregates_only": ("_bench",),
+    "--benchmark_report_aggregates_only": ("_bench",), "--benchmark_filter": ("_bench",),
+    # The chart checks' own options (tests/deploy/check_chart.mjs).
+    "--qos": ("check_chart.mjs",),
 }
 
 _FLAG = re.compile(r"(?<![\w-])(--[A-Za-z][A-Za-z0-9_-]*)")
