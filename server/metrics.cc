@@ -188,7 +188,8 @@ void Metrics::AddStore(const core::Store* store) {
              {{"policy", policy}},
              [store] { return static_cast<double>(store->Stats().evictions); });
   AddCounter("crabcache_expirations_total",
-             "Expired entries reclaimed (on access, by eviction or by the sweeper).", {},
+             "Expired entries reclaimed (on access, by eviction or by the sweeper).",
+             {{"policy", policy}},
              [store] { return static_cast<double>(store->Stats().expirations); });
 }
 

@@ -96,6 +96,7 @@ TEST(MetricsTest, ScrapeTimeSourcesAndStore) {
   EXPECT_NE(text.find("crabcache_keys 1"), std::string::npos);
   EXPECT_NE(text.find("crabcache_memory_limit_bytes 1048576"), std::string::npos);
   EXPECT_NE(text.find("crabcache_evictions_total{policy=\"s3fifo\"} 0"), std::string::npos);
+  EXPECT_NE(text.find("crabcache_expirations_total{policy=\"s3fifo\"} 0"), std::string::npos);
 }
 
 TEST(MetricsTest, ConcurrentRecordingLosesNothing) {
